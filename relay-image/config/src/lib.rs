@@ -113,6 +113,14 @@ pub struct Limits {
     pub max_recipients: u32,
     /// Most simultaneous client connections.
     pub max_connections: u32,
+    /// On SIGTERM, how long open sessions may finish before the relay exits; keep it below the
+    /// pod's termination grace period.
+    #[serde(default = "default_drain_seconds")]
+    pub drain_seconds: u64,
+}
+
+fn default_drain_seconds() -> u64 {
+    25
 }
 
 /// Where accepted messages are kept until delivered.
@@ -142,6 +150,14 @@ pub struct Delivery {
     /// Resolvers for MX, TLSA and MTA-STS lookups (`ip:port`); empty means the system's.
     #[serde(default)]
     pub resolvers: Vec<String>,
+    /// Send every message to this `host:port` instead of the recipient domain's MX (tests and
+    /// staging); TLS is still required and the certificate verified against `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mx_override: Option<String>,
+    /// Extra PEM CA certificates trusted when verifying destination certificates, in addition to
+    /// the public roots (a private smarthost, or tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_anchors_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,9 +172,10 @@ pub enum DeliveryMode {
     Smarthost {
         host: String,
         port: u16,
-        /// File of `username:password`, mounted from a Secret.
+        /// Directory holding the files `username` and `password`, mounted from a
+        /// `kubernetes.io/basic-auth` Secret.
         #[serde(default)]
-        credentials_file: Option<PathBuf>,
+        credentials_dir: Option<PathBuf>,
     },
 }
 
@@ -301,6 +318,17 @@ impl RelayConfig {
             }
             if *port == 0 {
                 return Err(invalid("delivery.mode.port", "must not be 0"));
+            }
+        }
+        if let Some(target) = &self.delivery.mx_override {
+            let valid = target
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+            if !valid {
+                return Err(invalid(
+                    "delivery.mx-override",
+                    format!("{target:?} is not a host:port address"),
+                ));
             }
         }
         for (i, resolver) in self.delivery.resolvers.iter().enumerate() {
