@@ -139,3 +139,26 @@ fn domain_lookup_ignores_case() {
     assert!(config.domain("Mail.St-Olaf.Example").is_some());
     assert!(config.domain("other.example").is_none());
 }
+
+#[test]
+fn added_delivery_and_drain_fields_default_and_validate() {
+    let config = RelayConfig::from_toml(EXAMPLE).unwrap();
+    assert_eq!(config.limits.drain_seconds, 25);
+    assert_eq!(config.delivery.mx_override, None);
+    assert_eq!(config.delivery.trust_anchors_file, None);
+
+    let with_override = EXAMPLE.replace(
+        "[delivery]\n",
+        "[delivery]\nmx-override = \"localhost:2525\"\ntrust-anchors-file = \"/tmp/ca.pem\"\n",
+    );
+    let config = RelayConfig::from_toml(&with_override).unwrap();
+    assert_eq!(config.delivery.mx_override.as_deref(), Some("localhost:2525"));
+    assert_eq!(RelayConfig::from_toml(&config.to_toml()).unwrap(), config);
+
+    let bad = EXAMPLE.replace("[delivery]\n", "[delivery]\nmx-override = \"localhost\"\n");
+    let error = RelayConfig::from_toml(&bad).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "invalid relay configuration: delivery.mx-override: \"localhost\" is not a host:port address"
+    );
+}

@@ -1,0 +1,241 @@
+//! One client connection: the plaintext phase before STARTTLS, the handshake, and the SMTP
+//! dialogue over TLS.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smtp_proto::request::receiver::RequestReceiver;
+use smtp_proto::{Error as ProtoError, Request};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::audit::Event;
+use crate::data::{DataProgress, DataReader};
+use crate::metrics::Metrics;
+use crate::peers::FailureOutcome;
+use crate::relay::{Relay, Snapshot};
+use crate::submission::Submitter;
+
+/// How long a client may stay silent before the relay hangs up.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Serves one accepted connection on a submission port.
+pub async fn serve(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, implicit_tls: bool) {
+    let snapshot = relay.snapshot();
+    let hostname = snapshot.config.hostname.clone();
+    if relay.peers.is_blocked(peer.ip(), Instant::now()) {
+        let reply = format!("421 4.7.0 {hostname} too many authentication failures, try later\r\n");
+        let _ = stream.write_all(reply.as_bytes()).await;
+        return;
+    }
+    let Ok(_permit) = relay.connections.clone().try_acquire_owned() else {
+        let reply = format!("421 4.3.2 {hostname} too many connections, try later\r\n");
+        let _ = stream.write_all(reply.as_bytes()).await;
+        return;
+    };
+    Metrics::add(&relay.metrics.connections_total, 1);
+    Metrics::add(&relay.metrics.connections_open, 1);
+
+    if !implicit_tls && !plaintext_phase(&mut stream, &hostname).await {
+        relay.metrics.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        return;
+    }
+    let acceptor = TlsAcceptor::from(snapshot.tls.clone());
+    match acceptor.accept(stream).await {
+        Ok(tls) => {
+            let mut session = Session::new(relay.clone(), snapshot, peer, tls);
+            session.run(implicit_tls).await;
+        }
+        Err(error) => record_auth_failure(&relay, &snapshot, peer, &format!("tls handshake: {error}")),
+    }
+    relay.metrics.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Audits a failed authentication and blocks the peer when it fails too often.
+pub fn record_auth_failure(relay: &Relay, snapshot: &Snapshot, peer: SocketAddr, reason: &str) {
+    Metrics::add(&relay.metrics.auth_failures_total, 1);
+    let _ = relay.audit.record(&Event::AuthFailure { peer: peer.to_string(), reason });
+    let outcome =
+        relay.peers.record_failure(peer.ip(), Instant::now(), &snapshot.config.auth_failures);
+    if outcome == FailureOutcome::Blocked {
+        Metrics::add(&relay.metrics.peers_blocked_total, 1);
+        let until = chrono::Utc::now()
+            + chrono::Duration::seconds(snapshot.config.auth_failures.block_seconds as i64);
+        let _ = relay
+            .audit
+            .record(&Event::PeerBlocked { peer: peer.ip().to_string(), until: until.to_rfc3339() });
+    }
+}
+
+/// The dialogue before STARTTLS: only EHLO, HELO, STARTTLS, NOOP and QUIT. Returns true when the
+/// client asked for TLS. Bytes pipelined after STARTTLS are discarded, never read as commands.
+async fn plaintext_phase(stream: &mut TcpStream, hostname: &str) -> bool {
+    let greeting = format!("220 {hostname} ESMTP mailwarden\r\n");
+    if stream.write_all(greeting.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut receiver = RequestReceiver::default();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return false,
+        };
+        let mut iter = buf[..n].iter();
+        let mut out = String::new();
+        loop {
+            let request = match receiver.ingest(&mut iter) {
+                Ok(request) => Ok(request.into_owned()),
+                Err(ProtoError::NeedsMoreData { .. }) => break,
+                Err(error) => Err(error),
+            };
+            match request {
+                Ok(Request::Ehlo { .. }) => out.push_str(&format!(
+                    "250-{hostname}\r\n250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n"
+                )),
+                Ok(Request::Helo { .. }) => out.push_str(&format!("250 {hostname}\r\n")),
+                Ok(Request::Noop { .. }) => out.push_str("250 2.0.0 ok\r\n"),
+                Ok(Request::Quit) => {
+                    out.push_str("221 2.0.0 bye\r\n");
+                    let _ = stream.write_all(out.as_bytes()).await;
+                    return false;
+                }
+                Ok(Request::StartTls) => {
+                    out.push_str("220 2.0.0 ready to start TLS\r\n");
+                    return stream.write_all(out.as_bytes()).await.is_ok();
+                }
+                _ => out.push_str("530 5.7.0 must issue a STARTTLS command first\r\n"),
+            }
+        }
+        if stream.write_all(out.as_bytes()).await.is_err() {
+            return false;
+        }
+    }
+}
+
+/// The dialogue over TLS.
+struct Session<S> {
+    stream: S,
+    relay: Arc<Relay>,
+    submitter: Submitter,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<TlsStream<S>> {
+    fn new(relay: Arc<Relay>, snapshot: Arc<Snapshot>, peer: SocketAddr, stream: TlsStream<S>) -> Self {
+        let connection = stream.get_ref().1;
+        let client = connection.peer_certificates().and_then(|c| c.first()).map(crate::tls::client_identity);
+        let version = connection.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
+        let suite =
+            connection.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
+        if let Some(client) = &client {
+            let _ = relay.audit.record(&Event::AuthSuccess {
+                peer: peer.to_string(),
+                client,
+                tls_version: &version,
+                tls_suite: &suite,
+            });
+        }
+        let submitter = Submitter::new(relay.clone(), snapshot, peer, client);
+        Self { stream, relay, submitter }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    async fn run(&mut self, greet: bool) {
+        if greet {
+            let greeting = format!("220 {} ESMTP mailwarden\r\n", self.submitter.hostname());
+            if self.stream.write_all(greeting.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        let mut receiver = RequestReceiver::default();
+        let mut draining = self.relay.draining.clone();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let mut out = String::new();
+            let mut iter = pending.iter();
+            let mut data_rest = None;
+            loop {
+                let request = match receiver.ingest(&mut iter) {
+                    Ok(request) => Ok(request.into_owned()),
+                    Err(ProtoError::NeedsMoreData { .. }) => break,
+                    Err(error) => Err(error),
+                };
+                let reply = self.submitter.command(request);
+                out.push_str(&reply.text);
+                if reply.close {
+                    let _ = self.stream.write_all(out.as_bytes()).await;
+                    let _ = self.stream.shutdown().await;
+                    return;
+                }
+                if reply.start_data {
+                    data_rest = Some(iter.as_slice().to_vec());
+                    break;
+                }
+            }
+            if !out.is_empty() && self.stream.write_all(out.as_bytes()).await.is_err() {
+                return;
+            }
+            pending = match data_rest {
+                Some(rest) => match self.receive_message(rest, &mut buf).await {
+                    Some(rest) => rest,
+                    None => return,
+                },
+                None => Vec::new(),
+            };
+            if !pending.is_empty() {
+                continue;
+            }
+
+            let read = tokio::select! {
+                read = tokio::time::timeout(IDLE_TIMEOUT, self.stream.read(&mut buf)) => Some(read),
+                _ = draining.wait_for(|d| *d) => None,
+            };
+            let Some(read) = read else {
+                let _ = self.stream.write_all(b"421 4.3.2 shutting down, try again later\r\n").await;
+                return;
+            };
+            match read {
+                Ok(Ok(n)) if n > 0 => pending.extend_from_slice(&buf[..n]),
+                _ => return,
+            }
+        }
+    }
+
+    /// Reads one message after `354`, answers it, and returns the bytes that follow it.
+    async fn receive_message(&mut self, first: Vec<u8>, buf: &mut [u8]) -> Option<Vec<u8>> {
+        let mut reader = DataReader::new(self.submitter.max_message_bytes());
+        let mut chunk = first;
+        loop {
+            if let DataProgress::Complete { consumed } = reader.feed(&chunk) {
+                let rest = chunk[consumed..].to_vec();
+                let reply = self.submitter.finish(reader).await;
+                self.stream.write_all(reply.as_bytes()).await.ok()?;
+                return Some(rest);
+            }
+            let n = tokio::time::timeout(IDLE_TIMEOUT, self.stream.read(buf)).await.ok()?.ok()?;
+            if n == 0 {
+                return None;
+            }
+            chunk = buf[..n].to_vec();
+        }
+    }
+}
+
+/// A reply to one command and what it does to the session.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub text: String,
+    pub close: bool,
+    pub start_data: bool,
+}
+
+impl Reply {
+    pub fn line(text: impl Into<String>) -> Self {
+        Self { text: text.into() + "\r\n", ..Default::default() }
+    }
+}

@@ -1,0 +1,313 @@
+//! The rules of a submission transaction: who may send, from which domain, to how many, and what
+//! happens to an accepted message (checked, signed, spooled, audited, queued).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mail_parser::MessageParser;
+use smtp_proto::{Error as ProtoError, MAIL_REQUIRETLS, MAIL_SMTPUTF8, Request};
+
+use crate::audit::Event;
+use crate::data::DataReader;
+use crate::metrics::Metrics;
+use crate::relay::{Relay, Snapshot};
+use crate::session::{Reply, record_auth_failure};
+use crate::spool::Envelope;
+
+/// An open MAIL transaction.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    sender: String,
+    recipients: Vec<String>,
+    require_tls: bool,
+}
+
+/// The per-connection state of the dialogue over TLS.
+pub struct Submitter {
+    relay: Arc<Relay>,
+    snapshot: Arc<Snapshot>,
+    peer: SocketAddr,
+    /// The verified client certificate's identity; None when the client sent none.
+    client: Option<String>,
+    helo: Option<String>,
+    transaction: Option<Transaction>,
+    auth_failure_recorded: bool,
+}
+
+impl Submitter {
+    pub fn new(
+        relay: Arc<Relay>,
+        snapshot: Arc<Snapshot>,
+        peer: SocketAddr,
+        client: Option<String>,
+    ) -> Self {
+        Self {
+            relay,
+            snapshot,
+            peer,
+            client,
+            helo: None,
+            transaction: None,
+            auth_failure_recorded: false,
+        }
+    }
+
+    pub fn hostname(&self) -> &str {
+        &self.snapshot.config.hostname
+    }
+
+    pub fn max_message_bytes(&self) -> usize {
+        self.snapshot.config.limits.max_message_bytes as usize
+    }
+
+    /// Answers one command (or one unparsable line).
+    pub fn command(&mut self, request: Result<Request<String>, ProtoError>) -> Reply {
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => return Reply::line(syntax_reply(&error)),
+        };
+        match request {
+            Request::Ehlo { host } => {
+                self.helo = Some(host);
+                self.transaction = None;
+                let limits = &self.snapshot.config.limits;
+                Reply {
+                    text: format!(
+                        "250-{}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
+                         250-REQUIRETLS\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE {}\r\n",
+                        self.hostname(),
+                        limits.max_message_bytes
+                    ),
+                    ..Default::default()
+                }
+            }
+            Request::Helo { host } => {
+                self.helo = Some(host);
+                self.transaction = None;
+                Reply::line(format!("250 {}", self.hostname()))
+            }
+            Request::Mail { from } => Reply::line(self.mail(from)),
+            Request::Rcpt { to } => Reply::line(self.rcpt(to.address)),
+            Request::Data => match &self.transaction {
+                None => Reply::line("503 5.5.1 MAIL first"),
+                Some(t) if t.recipients.is_empty() => Reply::line("503 5.5.1 RCPT first"),
+                Some(_) => Reply {
+                    start_data: true,
+                    ..Reply::line("354 end data with <CR><LF>.<CR><LF>")
+                },
+            },
+            Request::Rset => {
+                self.transaction = None;
+                Reply::line("250 2.0.0 reset")
+            }
+            Request::Noop { .. } => Reply::line("250 2.0.0 ok"),
+            Request::Quit => Reply { close: true, ..Reply::line("221 2.0.0 bye") },
+            Request::StartTls => Reply::line("503 5.5.1 TLS is already active"),
+            Request::Vrfy { .. } | Request::Expn { .. } => {
+                Reply::line("252 2.5.0 cannot verify, send the message")
+            }
+            Request::Help { .. } => Reply::line("214 2.0.0 see RFC 5321"),
+            Request::Auth { .. } => Reply::line("504 5.5.4 AUTH is not offered; present a client certificate"),
+            _ => Reply::line("502 5.5.1 command not implemented"),
+        }
+    }
+
+    fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> String {
+        if self.helo.is_none() {
+            return "503 5.5.1 EHLO first".into();
+        }
+        if self.transaction.is_some() {
+            return "503 5.5.1 nested MAIL command".into();
+        }
+        if self.client.is_none() {
+            if !self.auth_failure_recorded {
+                self.auth_failure_recorded = true;
+                record_auth_failure(&self.relay, &self.snapshot, self.peer, "no client certificate");
+            }
+            return "530 5.7.0 authentication required: present a client certificate".into();
+        }
+        let limits = &self.snapshot.config.limits;
+        if from.size as u64 > limits.max_message_bytes {
+            return format!(
+                "552 5.3.4 message size exceeds the maximum of {} bytes",
+                limits.max_message_bytes
+            );
+        }
+        if !from.address.is_ascii() && from.flags & MAIL_SMTPUTF8 == 0 {
+            return "553 5.6.7 non-ASCII address requires SMTPUTF8".into();
+        }
+        let Some(domain) = self.sending_domain(&from.address) else {
+            return self.refuse(&from.address, "553 5.7.1 sender domain is not a sending domain of this relay");
+        };
+        if domain.selectors.is_empty() {
+            return self.refuse(&from.address, "451 4.7.1 sending domain has no active DKIM selector yet");
+        }
+        self.transaction = Some(Transaction {
+            sender: from.address,
+            recipients: Vec::new(),
+            require_tls: from.flags & MAIL_REQUIRETLS != 0,
+        });
+        "250 2.1.0 sender ok".into()
+    }
+
+    fn rcpt(&mut self, address: String) -> String {
+        let max = self.snapshot.config.limits.max_recipients as usize;
+        let Some(transaction) = &mut self.transaction else {
+            return "503 5.5.1 MAIL first".into();
+        };
+        if transaction.recipients.len() >= max {
+            return format!("452 4.5.3 too many recipients, at most {max} per message");
+        }
+        if !address.contains('@') {
+            return "501 5.1.3 recipient must be a full address".into();
+        }
+        transaction.recipients.push(address);
+        "250 2.1.5 recipient ok".into()
+    }
+
+    /// The sending domain an address belongs to, if any.
+    fn sending_domain(&self, address: &str) -> Option<&mailwarden_relay_config::SendingDomain> {
+        let (_, domain) = address.rsplit_once('@')?;
+        self.snapshot.config.domain(domain)
+    }
+
+    fn refuse(&self, sender: &str, reply: &str) -> String {
+        Metrics::add(&self.relay.metrics.messages_refused_total, 1);
+        let client = self.client.as_deref().unwrap_or("");
+        let _ = self.relay.audit.record(&Event::MessageRefused {
+            peer: self.peer.to_string(),
+            client,
+            sender,
+            reply,
+        });
+        reply.to_string()
+    }
+
+    /// Checks, signs, spools and queues a received message; returns the reply line.
+    pub async fn finish(&mut self, reader: DataReader) -> String {
+        let Some(transaction) = self.transaction.take() else {
+            return "503 5.5.1 MAIL first\r\n".into();
+        };
+        let reply = self.accept(transaction, reader).await;
+        reply + "\r\n"
+    }
+
+    async fn accept(&mut self, transaction: Transaction, reader: DataReader) -> String {
+        let sender = transaction.sender.as_str();
+        if reader.oversized() {
+            let max = self.max_message_bytes();
+            return self.refuse(sender, &format!("552 5.3.4 message exceeds the maximum of {max} bytes"));
+        }
+        let message = reader.into_message();
+        let from_domain = header_from_domain(&message);
+        let Some(from_domain) = from_domain else {
+            return self.refuse(sender, "550 5.6.0 message has no From header with an address");
+        };
+        if self.snapshot.config.domain(&from_domain).is_none_or(|d| d.selectors.is_empty()) {
+            return self.refuse(sender, "553 5.7.1 From header domain is not a sending domain of this relay");
+        }
+
+        let (signatures, selectors) = match self.snapshot.signer.sign(&from_domain, &message) {
+            Ok(signed) => signed,
+            Err(error) => {
+                tracing::error!(%error, "failed to sign a message");
+                return self.refuse(sender, "451 4.3.0 failed to sign the message, try again");
+            }
+        };
+        let id = new_message_id();
+        let client = self.client.clone().unwrap_or_default();
+        let received = format!(
+            "Received: from {} ([{}]) by {} with ESMTPS id {}; {}\r\n",
+            self.helo.as_deref().unwrap_or("unknown"),
+            self.peer.ip(),
+            self.hostname(),
+            id,
+            chrono::Utc::now().to_rfc2822()
+        );
+        let mut stored = Vec::with_capacity(received.len() + signatures.len() + message.len());
+        stored.extend_from_slice(received.as_bytes());
+        stored.extend_from_slice(signatures.as_bytes());
+        stored.extend_from_slice(&message);
+
+        let envelope = Envelope {
+            id: id.clone(),
+            sender: transaction.sender.clone(),
+            recipients: transaction.recipients.clone(),
+            received_at: chrono::Utc::now().timestamp() as u64,
+            client: client.clone(),
+            require_tls: transaction.require_tls,
+        };
+        let spool = self.relay.spool.clone();
+        let size = stored.len();
+        let stored_envelope = envelope.clone();
+        let result = tokio::task::spawn_blocking(move || spool.store(&stored_envelope, &stored)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "failed to spool a message");
+                return self.refuse(sender, "451 4.3.0 failed to queue the message, try again");
+            }
+            Err(error) => {
+                tracing::error!(%error, "spool task failed");
+                return self.refuse(sender, "451 4.3.0 failed to queue the message, try again");
+            }
+        }
+
+        let mut domains: Vec<&str> =
+            envelope.recipients.iter().filter_map(|r| r.rsplit_once('@')).map(|(_, d)| d).collect();
+        domains.sort_unstable();
+        domains.dedup();
+        let event = Event::MessageAccepted {
+            id: &id,
+            client: &client,
+            sender: &envelope.sender,
+            recipients: envelope.recipients.len(),
+            recipient_domains: domains,
+            size,
+            selectors,
+        };
+        if let Err(error) = self.relay.audit.record(&event) {
+            tracing::error!(%error, "failed to audit an accepted message");
+        }
+        Metrics::add(&self.relay.metrics.messages_accepted_total, 1);
+        Metrics::add(&self.relay.metrics.accepted_bytes_total, size as u64);
+        let _ = self.relay.queued.send(id.clone());
+        format!("250 2.0.0 queued as {id}")
+    }
+}
+
+/// The reply to a line that did not parse.
+fn syntax_reply(error: &ProtoError) -> String {
+    match error {
+        ProtoError::UnknownCommand => "500 5.5.2 command not recognized".into(),
+        ProtoError::InvalidSenderAddress => "501 5.1.7 bad sender address syntax".into(),
+        ProtoError::InvalidRecipientAddress => "501 5.1.3 bad recipient address syntax".into(),
+        ProtoError::SyntaxError { syntax } => format!("501 5.5.4 syntax: {syntax}"),
+        ProtoError::InvalidParameter { param } => format!("501 5.5.4 invalid parameter {param}"),
+        ProtoError::UnsupportedParameter { param } => {
+            format!("555 5.5.4 unsupported parameter {}", param.escape_default())
+        }
+        ProtoError::ResponseTooLong => "500 5.5.6 line too long".into(),
+        _ => "500 5.5.2 command not recognized".into(),
+    }
+}
+
+/// The domain of the first address in the From header.
+pub fn header_from_domain(message: &[u8]) -> Option<String> {
+    let parsed = MessageParser::new().parse_headers(message)?;
+    let address = parsed.from()?.first()?.address()?;
+    let (_, domain) = address.rsplit_once('@')?;
+    Some(domain.to_ascii_lowercase())
+}
+
+/// A new spool id: time-ordered and unique across restarts.
+pub fn new_message_id() -> String {
+    let mut random = [0u8; 6];
+    let rng = rustls::crypto::ring::default_provider().secure_random;
+    rng.fill(&mut random).expect("the system random source works");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:x}{}", hex::encode(random))
+}
