@@ -5,3 +5,4 @@ pub mod crd;
 pub mod dkim;
 pub mod dns;
 pub mod pki;
+pub mod tenant;

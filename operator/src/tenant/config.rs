@@ -1,0 +1,93 @@
+//! The relay's configuration, rendered from the tenant's spec and its sending domains.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use mailwarden_relay_config::{
+    Audit, AuthFailures, DeliveryMode, DkimSelector, FallbackTls, Limits, Listen, RelayConfig,
+    SendingDomain, Spool, Tls,
+};
+
+use super::relay::{
+    ADMIN_PORT, DRAIN_SECONDS, DKIM_DIR, SMARTHOST_DIR, SPOOL_DIR, SUBMISSION_PORT, SUBMISSIONS_PORT, TLS_DIR,
+};
+use super::{Names, SigningDomain};
+use crate::crd::MailTenant;
+use crate::crd::mail_tenant::FallbackTls as SpecFallbackTls;
+
+/// Renders the configuration the relay parses at start and on reload.
+pub fn relay_config(tenant: &MailTenant, domains: &[SigningDomain]) -> RelayConfig {
+    let names = Names::of(tenant);
+    let spec = &tenant.spec;
+    let mode = match &spec.delivery.smarthost {
+        Some(smarthost) => DeliveryMode::Smarthost {
+            host: smarthost.host.clone(),
+            port: smarthost.port,
+            credentials_dir: smarthost.credentials_secret.as_ref().map(|_| PathBuf::from(SMARTHOST_DIR)),
+        },
+        None => DeliveryMode::Direct {
+            fallback_tls: match spec.delivery.fallback_tls {
+                SpecFallbackTls::Verify => FallbackTls::Verify,
+                SpecFallbackTls::EncryptOnly => FallbackTls::EncryptOnly,
+            },
+        },
+    };
+
+    let mut sending_domains: Vec<SendingDomain> = domains
+        .iter()
+        .map(|domain| SendingDomain {
+            domain: domain.domain.clone(),
+            selectors: domain
+                .selectors
+                .iter()
+                .map(|selector| DkimSelector {
+                    name: selector.name.clone(),
+                    algorithm: selector.algorithm,
+                    key_file: PathBuf::from(format!(
+                        "{DKIM_DIR}/{}/{}.pem",
+                        domain.domain, selector.name
+                    )),
+                })
+                .collect(),
+        })
+        .collect();
+    sending_domains.sort_by(|a, b| a.domain.cmp(&b.domain));
+
+    RelayConfig {
+        tenant: names.tenant.clone(),
+        hostname: spec.relay.hostname.clone(),
+        listen: Listen {
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            submissions_port: SUBMISSIONS_PORT,
+            submission_port: SUBMISSION_PORT,
+            admin_port: ADMIN_PORT,
+        },
+        tls: Tls {
+            cert_file: format!("{TLS_DIR}/tls.crt").into(),
+            key_file: format!("{TLS_DIR}/tls.key").into(),
+            client_ca_file: format!("{TLS_DIR}/ca.crt").into(),
+        },
+        smtp_auth: None,
+        sending_domains,
+        limits: Limits {
+            max_message_bytes: spec.relay.max_message_bytes,
+            max_recipients: spec.relay.max_recipients,
+            max_connections: 200,
+            drain_seconds: DRAIN_SECONDS,
+        },
+        spool: Spool { dir: format!("{SPOOL_DIR}/queue").into() },
+        delivery: mailwarden_relay_config::Delivery {
+            mode,
+            source_addresses: Vec::new(),
+            per_destination_concurrency: 4,
+            initial_retry_seconds: 60,
+            max_retry_seconds: 3600,
+            max_age_seconds: 5 * 24 * 3600,
+            resolvers: Vec::new(),
+            mx_override: None,
+            trust_anchors_file: None,
+        },
+        audit: Audit { file: format!("{SPOOL_DIR}/audit/audit.jsonl").into() },
+        auth_failures: AuthFailures { max_failures: 5, window_seconds: 300, block_seconds: 900 },
+    }
+}

@@ -1,0 +1,71 @@
+//! Secrets holding the tenant's PKI, and reading them back into [`crate::pki`] inputs.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+
+use super::owned_meta;
+use crate::crd::MailTenant;
+use crate::pki::{StoredCa, StoredLeaf};
+
+const CA_CERT: &str = "ca.crt";
+const CA_KEY: &str = "ca.key";
+const RETIRED: &str = "retired-ca.crt";
+const TLS_CERT: &str = "tls.crt";
+const TLS_KEY: &str = "tls.key";
+
+fn secret(tenant: &MailTenant, name: String, type_: &str, data: [(&str, &str); 3]) -> Secret {
+    Secret {
+        metadata: owned_meta(tenant, name),
+        type_: Some(type_.to_string()),
+        data: Some(
+            data.into_iter()
+                .map(|(key, value)| (key.to_string(), ByteString(value.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+/// The CA Secret: the current CA's certificate and key, and retired CA certificates.
+pub fn ca_secret(tenant: &MailTenant, name: String, ca: &StoredCa) -> Secret {
+    secret(
+        tenant,
+        name,
+        "Opaque",
+        [(CA_CERT, &ca.cert_pem), (CA_KEY, &ca.key_pem), (RETIRED, &ca.retired_pem)],
+    )
+}
+
+/// A leaf Secret in the `kubernetes.io/tls` layout, with the CA bundle as `ca.crt`.
+pub fn leaf_secret(tenant: &MailTenant, name: String, leaf: &StoredLeaf) -> Secret {
+    secret(
+        tenant,
+        name,
+        "kubernetes.io/tls",
+        [(TLS_CERT, &leaf.cert_pem), (TLS_KEY, &leaf.key_pem), (CA_CERT, &leaf.bundle_pem)],
+    )
+}
+
+fn field(data: &BTreeMap<String, ByteString>, key: &str) -> String {
+    data.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned()).unwrap_or_default()
+}
+
+pub fn read_ca(secret: &Secret) -> Option<StoredCa> {
+    let data = secret.data.as_ref()?;
+    Some(StoredCa {
+        cert_pem: field(data, CA_CERT),
+        key_pem: field(data, CA_KEY),
+        retired_pem: field(data, RETIRED),
+    })
+}
+
+pub fn read_leaf(secret: &Secret) -> Option<StoredLeaf> {
+    let data = secret.data.as_ref()?;
+    Some(StoredLeaf {
+        cert_pem: field(data, TLS_CERT),
+        key_pem: field(data, TLS_KEY),
+        bundle_pem: field(data, CA_CERT),
+    })
+}

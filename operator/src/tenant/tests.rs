@@ -1,0 +1,219 @@
+use mailwarden_relay_config::{DeliveryMode, RelayConfig};
+use serde_json::json;
+
+use super::*;
+
+const TENANT: &str = r#"
+apiVersion: mailwarden.io/v1alpha1
+kind: MailTenant
+metadata:
+  name: st-olaf
+  namespace: tenant-st-olaf
+  uid: 6f1c1c53-9a59-4a4a-9d1a-1b1f2f3e4d5c
+  generation: 3
+spec:
+  relay:
+    hostname: relay.st-olaf.example
+    replicas: 2
+  submitters:
+    - podSelector:
+        matchLabels: { app: ehr }
+    - namespaceSelector:
+        matchLabels: { mailwarden.io/submit-for: st-olaf }
+  clients:
+    - name: ehr
+"#;
+
+fn tenant() -> MailTenant {
+    serde_yaml::from_str(TENANT).unwrap()
+}
+
+fn domains() -> Vec<SigningDomain> {
+    vec![SigningDomain {
+        domain: "mail.st-olaf.example".into(),
+        secret_name: "mail-st-olaf-example-dkim".into(),
+        selectors: vec![
+            SigningSelector {
+                name: "mw202612r".into(),
+                algorithm: DkimAlgorithm::RsaSha256,
+                secret_key: "mw202612r.pem".into(),
+            },
+            SigningSelector {
+                name: "mw202612e".into(),
+                algorithm: DkimAlgorithm::Ed25519Sha256,
+                secret_key: "mw202612e.pem".into(),
+            },
+        ],
+    }]
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap()
+}
+
+#[test]
+fn relay_config_is_valid_and_points_at_mounted_files() {
+    let config = relay_config(&tenant(), &domains());
+    let parsed = RelayConfig::from_toml(&config.to_toml()).expect("operator renders valid config");
+    assert_eq!(parsed, config);
+    assert_eq!(config.hostname, "relay.st-olaf.example");
+    assert_eq!(
+        config.sending_domains[0].selectors[1].key_file.to_str(),
+        Some("/etc/mailwarden/dkim/mail.st-olaf.example/mw202612e.pem")
+    );
+    assert_eq!(config.tls.client_ca_file.to_str(), Some("/etc/mailwarden/tls/ca.crt"));
+    assert!(matches!(config.delivery.mode, DeliveryMode::Direct { .. }));
+}
+
+#[test]
+fn stateful_set_runs_restricted_and_rolls_on_hash() {
+    let set = stateful_set(&tenant(), &domains(), "abc123");
+    let set = to_json(&set);
+    let pod = &set["spec"]["template"]["spec"];
+    assert_eq!(set["metadata"]["ownerReferences"][0]["kind"], "MailTenant");
+    assert_eq!(set["metadata"]["ownerReferences"][0]["controller"], true);
+    assert_eq!(set["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION], "abc123");
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(
+        pod["securityContext"],
+        json!({
+            "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+            "seccompProfile": { "type": "RuntimeDefault" },
+        })
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["securityContext"],
+        json!({
+            "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true, "capabilities": { "drop": ["ALL"] },
+            "seccompProfile": { "type": "RuntimeDefault" },
+        })
+    );
+    assert_eq!(container["readinessProbe"]["httpGet"], json!({ "path": "/readyz", "port": "admin" }));
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+            ["podAffinityTerm"]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    assert_eq!(set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi");
+    assert_eq!(
+        pod["volumes"][3],
+        json!({ "name": "dkim", "projected": { "defaultMode": 0o440, "sources": [{ "secret": {
+            "name": "mail-st-olaf-example-dkim",
+            "items": [
+                { "key": "mw202612r.pem", "path": "mail.st-olaf.example/mw202612r.pem" },
+                { "key": "mw202612e.pem", "path": "mail.st-olaf.example/mw202612e.pem" },
+            ],
+        }}]}})
+    );
+}
+
+#[test]
+fn stateful_set_without_domains_mounts_no_dkim_volume() {
+    let set = to_json(&stateful_set(&tenant(), &[], "h"));
+    let volumes = set["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    let names: Vec<&str> = volumes.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["config", "tls", "tmp"]);
+}
+
+#[test]
+fn network_policies_hold_exactly_the_intended_rules() {
+    let [deny, submission, egress] = network_policies(&tenant()).map(|p| to_json(&p));
+    let pods = json!({ "matchLabels": {
+        "app.kubernetes.io/instance": "st-olaf", "app.kubernetes.io/name": "mailwarden-relay",
+    }});
+    assert_eq!(deny["metadata"]["name"], "st-olaf-relay-deny-all");
+    assert_eq!(deny["spec"], json!({ "podSelector": pods, "policyTypes": ["Ingress", "Egress"] }));
+    assert_eq!(
+        submission["spec"],
+        json!({
+            "podSelector": pods,
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [
+                    { "podSelector": { "matchLabels": { "app": "ehr" } } },
+                    {
+                        "namespaceSelector": { "matchLabels": { "mailwarden.io/submit-for": "st-olaf" } },
+                        "podSelector": {},
+                    },
+                ],
+                "ports": [{ "protocol": "TCP", "port": 465 }, { "protocol": "TCP", "port": 587 }],
+            }],
+        })
+    );
+    assert_eq!(
+        egress["spec"]["egress"],
+        json!([
+            {
+                "to": [{
+                    "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } },
+                    "podSelector": { "matchLabels": { "k8s-app": "kube-dns" } },
+                }],
+                "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }],
+            },
+            {
+                "to": [
+                    { "ipBlock": { "cidr": "0.0.0.0/0", "except": ["169.254.0.0/16", "100.100.100.200/32"] } },
+                    { "ipBlock": { "cidr": "::/0", "except": ["fe80::/10", "fd00:ec2::254/128"] } },
+                ],
+                "ports": [{ "protocol": "TCP", "port": 25 }, { "protocol": "TCP", "port": 443 }],
+            },
+        ])
+    );
+}
+
+#[test]
+fn smarthost_egress_allows_only_its_port() {
+    let mut tenant = tenant();
+    tenant.spec.delivery.smarthost = Some(crate::crd::mail_tenant::Smarthost {
+        host: "smtp.upstream.example".into(),
+        port: 587,
+        credentials_secret: Some("upstream".into()),
+    });
+    let [_, _, egress] = network_policies(&tenant).map(|p| to_json(&p));
+    assert_eq!(egress["spec"]["egress"][1]["ports"], json!([{ "protocol": "TCP", "port": 587 }]));
+    let config = relay_config(&tenant, &[]);
+    assert_eq!(
+        config.delivery.mode,
+        DeliveryMode::Smarthost {
+            host: "smtp.upstream.example".into(),
+            port: 587,
+            credentials_dir: Some("/etc/mailwarden/smarthost".into()),
+        }
+    );
+}
+
+#[test]
+fn no_submitters_admits_nobody() {
+    let mut tenant = tenant();
+    tenant.spec.submitters.clear();
+    let [_, submission, _] = network_policies(&tenant).map(|p| to_json(&p));
+    assert_eq!(submission["spec"]["ingress"], json!([]));
+}
+
+#[test]
+fn services_expose_both_submission_ports() {
+    let [submission, headless] = services(&tenant()).map(|s| to_json(&s));
+    assert_eq!(submission["metadata"]["name"], "st-olaf-relay");
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+    let ports: Vec<i64> = submission["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ports, [465, 587]);
+}
+
+#[test]
+fn server_certificate_names_cover_public_and_service_names() {
+    assert_eq!(
+        Names::of(&tenant()).server_dns_names("relay.st-olaf.example"),
+        [
+            "relay.st-olaf.example",
+            "st-olaf-relay.tenant-st-olaf.svc",
+            "st-olaf-relay.tenant-st-olaf.svc.cluster.local"
+        ]
+    );
+}
