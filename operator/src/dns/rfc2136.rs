@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_client::client::{Client, ClientHandle};
+use hickory_client::proto::ProtoErrorKind;
 use hickory_client::proto::dnssec::rdata::tsig::TsigAlgorithm;
 use hickory_client::proto::dnssec::tsig::TSigner;
 use hickory_client::proto::op::ResponseCode;
@@ -18,6 +19,7 @@ use hickory_client::proto::rr::{DNSClass, Name, RData, Record, RecordType as Wir
 use hickory_client::proto::runtime::TokioRuntimeProvider;
 use hickory_client::proto::tcp::TcpClientStream;
 use hickory_client::proto::xfer::DnsResponse;
+use hickory_client::{ClientError, ClientErrorKind};
 
 use super::provider::{DnsProvider, ExistingRecord, Ownership, ProviderError};
 use super::record::{DnsRecord, RecordType, join_txt, split_txt};
@@ -114,13 +116,35 @@ impl Rfc2136Provider {
         Ok(wire)
     }
 
+    /// Every exchange is TSIG-signed, so an answer that arrives but cannot be read is one whose
+    /// signature did not verify: the key name, secret or algorithm is wrong.
+    fn exchange_error(&self, error: ClientError) -> ProviderError {
+        let unreachable = match error.kind() {
+            ClientErrorKind::Io(_) | ClientErrorKind::Timeout => true,
+            ClientErrorKind::Proto(proto) => {
+                proto.is_io() || matches!(proto.kind(), ProtoErrorKind::Timeout)
+            }
+            _ => false,
+        };
+        if unreachable {
+            return self.connect_error(error);
+        }
+        ProviderError::Unauthorized {
+            provider: PROVIDER,
+            message: format!(
+                "the server's answer failed tsig verification (wrong tsig key or algorithm?): \
+                 {error}"
+            ),
+        }
+    }
+
     fn check(
         &self,
         operation: &'static str,
         name: &str,
-        response: Result<DnsResponse, impl std::error::Error + Send + Sync + 'static>,
+        response: Result<DnsResponse, ClientError>,
     ) -> Result<DnsResponse, ProviderError> {
-        let response = response.map_err(|e| self.connect_error(e))?;
+        let response = response.map_err(|e| self.exchange_error(e))?;
         match response.response_code() {
             ResponseCode::NoError => Ok(response),
             ResponseCode::NotAuth => Err(ProviderError::Unauthorized {

@@ -70,7 +70,11 @@ fn status_contract_for_the_relay_serializes_as_documented() {
         serde_json::json!({
             "secretName": "example-org-dkim",
             "selectors": [
-                {"name": "mw1-20260301-ed", "algorithm": "ed25519-sha256", "key": "mw1-20260301-ed.pem"}
+                {
+                    "name": "mw1-20260301-ed",
+                    "algorithm": "ed25519-sha256",
+                    "key": "mw1-20260301-ed.pem"
+                }
             ]
         })
     );

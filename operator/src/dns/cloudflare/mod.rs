@@ -69,7 +69,7 @@ impl CloudflareProvider {
                     source: Box::new(e),
                 }
             })?;
-        let owner_comment = format!("managed by mailwarden for {owner}");
+        let owner_comment = owner_comment(owner);
         Ok(Self {
             client,
             zone_id,
@@ -171,6 +171,20 @@ impl CloudflareProvider {
                 message: format!("record {} has no id", existing.record.name),
             })
     }
+}
+
+/// The comment marking owned records. Cloudflare limits comments to 100 characters on some
+/// plans, so a long owner is replaced by its digest.
+fn owner_comment(owner: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let comment = format!("managed by mailwarden for {owner}");
+    if comment.len() <= 100 {
+        return comment;
+    }
+    format!(
+        "managed by mailwarden for {}",
+        &hex::encode(Sha256::digest(owner))[..32]
+    )
 }
 
 fn type_name(record_type: RecordType) -> &'static str {
