@@ -16,7 +16,7 @@ APT_PACKAGES=(
     swaks knot knot-dnsutils bind9-dnsutils opendkim-tools testssl.sh postfix
     openssl curl jq ca-certificates python3 python3-venv shellcheck
 )
-PY_PACKAGES=(dkimpy dnspython pytest)
+PY_PACKAGES=(dkimpy pynacl dnspython pytest)
 # Packages whose Debian install starts a daemon; the tests run their own instances.
 SYSTEM_SERVICES=(postfix knot)
 
