@@ -36,7 +36,8 @@ mod_info() {
 # with its published v0.MINOR.PATCH tag.
 write_k8s_module() {
     local version="$1" src="$2" upstream_mod staging_version go_line godebug_line
-    upstream_mod="$(mod_info "k8s.io/kubernetes@v$version" GoMod)"
+    upstream_mod="$(mod_info "k8s.io/kubernetes@v$version" GoMod)" || return 1
+    [ -f "$upstream_mod" ] || return 1
     staging_version="v0.${version#*.}"
     go_line="$(grep -m1 -E '^go [0-9]' "$upstream_mod")"
     godebug_line="$(grep -m1 -E '^godebug ' "$upstream_mod" || true)"
@@ -109,11 +110,12 @@ build_etcd() {
 
 build_installable() {
     # Tools whose own go.mod has no replace directives install directly.
-    local bin="$1" name="$2" pkg="$3"
+    # build_installable BIN NAME PKG@VERSION [EXTRA_LDFLAGS]
+    local bin="$1" name="$2" pkg="$3" ldflags="-s -w ${4:-}"
     if [ -x "$bin/$name" ]; then log "$name present, skipping"; return 0; fi
     log "building $name from $pkg (~2-5 min)..."
     local start=$SECONDS
-    GOBIN="$bin" go install -trimpath -ldflags "-s -w" "$pkg"
+    GOBIN="$bin" go install -trimpath -ldflags "$ldflags" "$pkg"
     log "built $name in $((SECONDS - start))s"
 }
 
@@ -144,7 +146,9 @@ main() {
     local bin="$root/bin"
     build_etcd "$bin"
     build_installable "$bin" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-    build_installable "$bin" helm "$HELM_MODULE/cmd/helm@$HELM_VERSION"
+    # Without -X, `helm version` says only the minor version (v4.3).
+    build_installable "$bin" helm "$HELM_MODULE/cmd/helm@$HELM_VERSION" \
+        "-X $HELM_MODULE/internal/version.version=$HELM_VERSION"
     copy_kwok_stages "$root/kwok-stages"
     # cluster.sh finds the binaries through this link, whichever version built.
     ln -sfn "k8s-v$built" "$CACHE/current"

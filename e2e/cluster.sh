@@ -60,22 +60,32 @@ start() {
     STARTED+=("$name")
 }
 
-stop_one() {
-    local name="$1" pid i
-    if pid="$(live_pid "$name")"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "$name (pid $pid) ignored SIGTERM for 10s, sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+# Stops the named components: SIGTERM to all at once (each takes ~2s to shut down, so one
+# by one would add up), SIGKILL to any still alive after 10s, and waits until all are gone.
+stop_components() {
+    local name pid i pids=() alive=()
+    for name in "$@"; do
+        if pid="$(live_pid "$name")"; then
+            kill -TERM "$pid" 2> /dev/null || true
+            pids+=("$pid")
+            log "stopping $name (pid $pid)"
         fi
-        log "stopped $name (pid $pid)"
-    fi
-    rm -f "$STATE/pids/$name.pid"
+        rm -f "$STATE/pids/$name.pid"
+    done
+    [ ${#pids[@]} -gt 0 ] || return 0
+    for ((i = 0; i < 150; i++)); do
+        alive=()
+        for pid in "${pids[@]}"; do
+            if kill -0 "$pid" 2> /dev/null; then alive+=("$pid"); fi
+        done
+        [ ${#alive[@]} -gt 0 ] || return 0
+        if [ "$i" -eq 100 ]; then
+            log "pids ${alive[*]} ignored SIGTERM for 10s, sending SIGKILL"
+            kill -KILL "${alive[@]}" 2> /dev/null || true
+        fi
+        sleep 0.1
+    done
+    die "pids ${alive[*]} survived SIGKILL"
 }
 
 # Waits until CHECK (a command) succeeds, failing early when the component has exited.
@@ -271,9 +281,7 @@ on_up_exit() {
         fi
     done
     # Only what this invocation started is stopped.
-    for name in "${COMPONENTS[@]}"; do
-        if [[ " ${STARTED[*]} " == *" $name "* ]]; then stop_one "$name"; fi
-    done
+    stop_components "${STARTED[@]}"
     exit "$rc"
 }
 
@@ -374,7 +382,7 @@ EOF
 cmd_down() {
     local name
     [ -d "$STATE/pids" ] || { log "no cluster state in $STATE"; return 0; }
-    for name in "${COMPONENTS[@]}"; do stop_one "$name"; done
+    stop_components "${COMPONENTS[@]}"
     log "cluster in $STATE stopped"
 }
 
