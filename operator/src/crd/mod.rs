@@ -19,6 +19,7 @@ pub use sending_ip_pool::{SendingIPPool, SendingIPPoolSpec};
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
         ("mailtenant.yaml", MailTenant::crd()),
+        ("sendingdomain.yaml", sending_domain::SendingDomain::crd()),
         ("backuppolicy.yaml", BackupPolicy::crd()),
         ("sendingippool.yaml", SendingIPPool::crd()),
     ]

@@ -1,0 +1,55 @@
+//! The controllers and what they share: the client, the Event recorder and the metrics.
+
+pub mod mail_tenant;
+pub mod sending_domain;
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::Resource;
+
+use crate::metrics::Metrics;
+
+/// Name under which the operator reports Events and applies objects.
+pub const CONTROLLER_NAME: &str = "mailwarden";
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: CONTROLLER_NAME.into(), instance };
+        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics }
+    }
+
+    /// Publishes an Event about `object`; a failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(%error, reason, "failed to publish an Event");
+        }
+    }
+}
+
+/// Runs every controller until one stops (at shutdown).
+pub async fn run(context: Arc<Context>) {
+    mail_tenant::run(context).await;
+}
