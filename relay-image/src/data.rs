@@ -148,7 +148,7 @@ mod tests {
     fn crlf_dot_crlf_ends_the_message() {
         let (message, consumed) = read_all(b"Subject: a\r\n\r\nbody\r\n.\r\nQUIT\r\n");
         assert_eq!(message, b"Subject: a\r\n\r\nbody\r\n");
-        assert_eq!(consumed, Some(24));
+        assert_eq!(consumed, Some(23));
     }
 
     #[test]
@@ -174,7 +174,7 @@ mod tests {
     fn bare_line_ends_are_stored_as_crlf() {
         let (message, consumed) = read_all(b"a\nb\rc\n.\nd\r\n.\r\n");
         assert_eq!(message, b"a\r\nb\r\nc\r\n.\r\nd\r\n");
-        assert_eq!(consumed, Some(16));
+        assert_eq!(consumed, Some(14));
     }
 
     #[test]

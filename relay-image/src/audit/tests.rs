@@ -86,5 +86,5 @@ fn a_torn_last_line_is_cut_and_recorded() {
     let last = std::fs::read_to_string(&path).unwrap().lines().last().unwrap().to_string();
     let last: Value = serde_json::from_str(&last).unwrap();
     assert_eq!(last["event"], "torn-line-dropped");
-    assert_eq!(last["bytes"], 14);
+    assert_eq!(last["bytes"], 13);
 }
