@@ -118,26 +118,50 @@ async fn apply(domain: Arc<SendingDomain>, ctx: &Context) -> Result<Action, Pass
         Err(error) => {
             let mut status = previous.clone();
             let message = chain(&error);
-            status.conditions =
-                conditions::failed(&previous.conditions, error.step(), error.category(), &message);
-            (status, Action::requeue(Duration::from_secs(30)), Some(error))
+            status.conditions = conditions::failed(
+                &previous.conditions,
+                error.step(),
+                error.category(),
+                &message,
+            );
+            (
+                status,
+                Action::requeue(Duration::from_secs(30)),
+                Some(error),
+            )
         }
     };
 
-    let (merged, changed) = merge_conditions(&previous.conditions, status.conditions, generation, now);
+    let (merged, changed) =
+        merge_conditions(&previous.conditions, status.conditions, generation, now);
     status.conditions = merged;
     status.observed_generation = generation;
     if domain.status.as_ref() != Some(&status) {
-        cluster::write_status(&ctx.client, &domain, &status).await.map_err(PassError::Cluster)?;
+        cluster::write_status(&ctx.client, &domain, &status)
+            .await
+            .map_err(PassError::Cluster)?;
     }
     for condition in changed {
         let note = format!("{}: {}", condition.type_, condition.message);
-        ctx.event(&*domain, !condition.is_true(), &condition.reason, "Reconcile", note).await;
+        ctx.event(
+            &*domain,
+            !condition.is_true(),
+            &condition.reason,
+            "Reconcile",
+            note,
+        )
+        .await;
     }
 
     match failure {
         None => {
-            info!(ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.is_true()), "reconciled");
+            info!(
+                ready = status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.is_true()),
+                "reconciled"
+            );
             Ok(action)
         }
         Some(error) if error.category() == "InvalidSpec" => Ok(Action::await_change()),

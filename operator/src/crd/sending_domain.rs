@@ -1,5 +1,8 @@
 //! `SendingDomain`: a domain this tenant sends from, with its DKIM keys and DNS records.
 
+// Each `printcolumn(...)` repeats `type_ = ...`, which clippy takes for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -90,11 +90,11 @@ pub fn report_addresses(policy: &DmarcPolicy) -> Result<Vec<ReportAddress>, Dmar
     let aggregate = policy
         .aggregate_reports
         .iter()
-        .map(|u| parse_report_uri("aggregateReports", u));
+        .map(|u| parse_report_uri("spec.dmarc.aggregateReports", u));
     let failure = policy
         .failure_reports
         .iter()
-        .map(|u| parse_report_uri("failureReports", u));
+        .map(|u| parse_report_uri("spec.dmarc.failureReports", u));
     aggregate.chain(failure).collect()
 }
 
@@ -182,7 +182,8 @@ mod tests {
         bad.aggregate_reports = vec!["dmarc@example.org".into()];
         assert_eq!(
             render(&bad).unwrap_err().to_string(),
-            "dmarc report address \"dmarc@example.org\" in aggregateReports is not a mailto: uri"
+            "dmarc report address \"dmarc@example.org\" in spec.dmarc.aggregateReports is not a \
+             mailto: uri"
         );
     }
 

@@ -60,7 +60,7 @@ pub struct DomainSettings {
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RenderError {
-    #[error("{0:?} is not a valid domain name")]
+    #[error("domain {0:?} is not a valid domain name")]
     InvalidDomain(String),
     #[error("relay host {host:?} is not a name inside {domain}")]
     RelayHostOutsideDomain { host: String, domain: String },
@@ -133,7 +133,7 @@ pub fn render(
     }
     if !settings.tls_reports.is_empty() {
         for uri in &settings.tls_reports {
-            dmarc::parse_report_uri("tlsReports", uri)?;
+            dmarc::parse_report_uri("spec.tlsReports", uri)?;
         }
         let value = mta_sts::tls_rpt_value(&settings.tls_reports);
         records.push(wanted(

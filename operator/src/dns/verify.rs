@@ -144,7 +144,7 @@ async fn values(
 
 /// Compares what one resolver served with the wanted record.
 pub fn compare(resolver: &str, wanted: &DnsRecord, mut found: Vec<String>) -> RecordState {
-    if found.iter().any(|value| *value == wanted.value) {
+    if found.contains(&wanted.value) {
         return RecordState::Verified;
     }
     if found.is_empty() {

@@ -12,7 +12,9 @@ use kube::api::{ApiResource, DynamicObject, ListParams, ObjectMeta, Patch, Patch
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::crd::MailTenant;
-use crate::crd::sending_domain::{DnsProviderKind, SecretKeyRef, SendingDomain, SendingDomainStatus};
+use crate::crd::sending_domain::{
+    DnsProviderKind, SecretKeyRef, SendingDomain, SendingDomainStatus,
+};
 use crate::dkim::PrivateKeyPem;
 use crate::dns::AnyProvider;
 use crate::dns::cloudflare::{CloudflareProvider, Retry};
@@ -25,7 +27,12 @@ pub const FIELD_MANAGER: &str = "mailwarden";
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("failed to read secret {namespace}/{name} key {key:?}: {reason}")]
-    Credentials { namespace: String, name: String, key: String, reason: &'static str },
+    Credentials {
+        namespace: String,
+        name: String,
+        key: String,
+        reason: &'static str,
+    },
     #[error("failed to {action}")]
     Api {
         action: String,
@@ -67,15 +74,23 @@ pub async fn secret_value(
     let secret = secrets
         .get_opt(&reference.name)
         .await
-        .map_err(api_error(format!("read secret {namespace}/{}", reference.name)))?
+        .map_err(api_error(format!(
+            "read secret {namespace}/{}",
+            reference.name
+        )))?
         .ok_or_else(|| missing("the secret does not exist"))?;
     let data = secret.data.unwrap_or_default();
-    let value = data.get(&reference.key).ok_or_else(|| missing("the key does not exist"))?;
+    let value = data
+        .get(&reference.key)
+        .ok_or_else(|| missing("the key does not exist"))?;
     Ok(value.0.clone())
 }
 
 /// Builds the provider the spec names, reading its credentials.
-pub async fn provider(client: &Client, domain: &SendingDomain) -> Result<AnyProvider, ClusterError> {
+pub async fn provider(
+    client: &Client,
+    domain: &SendingDomain,
+) -> Result<AnyProvider, ClusterError> {
     let namespace = domain.namespace().unwrap_or_default();
     let dns = &domain.spec.dns;
     match (dns.provider, &dns.cloudflare, &dns.rfc2136) {
@@ -90,26 +105,32 @@ pub async fn provider(client: &Client, domain: &SendingDomain) -> Result<AnyProv
         }
         (DnsProviderKind::Rfc2136, _, Some(rfc)) => {
             let raw = secret_value(client, &namespace, &rfc.tsig_secret_ref).await?;
-            let secret = STANDARD.decode(String::from_utf8_lossy(&raw).trim()).map_err(|_| {
-                ClusterError::Credentials {
+            let secret = STANDARD
+                .decode(String::from_utf8_lossy(&raw).trim())
+                .map_err(|_| ClusterError::Credentials {
                     namespace: namespace.clone(),
                     name: rfc.tsig_secret_ref.name.clone(),
                     key: rfc.tsig_secret_ref.key.clone(),
                     reason: "the value is not base64",
-                }
-            })?;
+                })?;
             let server = rfc.server.parse().map_err(|_| {
                 ClusterError::Provider(crate::dns::ProviderError::Invalid {
                     provider: "rfc2136",
                     message: format!("server {:?} is not an address", rfc.server),
                 })
             })?;
-            let algorithm = tsig_algorithm(&rfc.tsig_algorithm).unwrap_or(
-                hickory_client::proto::dnssec::rdata::tsig::TsigAlgorithm::HmacSha256,
-            );
-            Rfc2136Provider::new(server, &rfc.zone, &rfc.tsig_key_name, algorithm, secret, dns.ttl)
-                .map(AnyProvider::Rfc2136)
-                .map_err(ClusterError::Provider)
+            let algorithm = tsig_algorithm(&rfc.tsig_algorithm)
+                .unwrap_or(hickory_client::proto::dnssec::rdata::tsig::TsigAlgorithm::HmacSha256);
+            Rfc2136Provider::new(
+                server,
+                &rfc.zone,
+                &rfc.tsig_key_name,
+                algorithm,
+                secret,
+                dns.ttl,
+            )
+            .map(AnyProvider::Rfc2136)
+            .map_err(ClusterError::Provider)
         }
         _ => Ok(AnyProvider::Manual(ManualProvider)),
     }
@@ -117,7 +138,10 @@ pub async fn provider(client: &Client, domain: &SendingDomain) -> Result<AnyProv
 
 /// The tenant's allocated sending addresses: `status.allocatedIPs` of the namespace's
 /// MailTenant (strings, or objects with an `address`).
-pub async fn tenant_addresses(client: &Client, namespace: &str) -> Result<Vec<IpAddr>, ClusterError> {
+pub async fn tenant_addresses(
+    client: &Client,
+    namespace: &str,
+) -> Result<Vec<IpAddr>, ClusterError> {
     let resource = ApiResource::erase::<MailTenant>(&());
     let tenants: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let list = tenants
@@ -129,7 +153,11 @@ pub async fn tenant_addresses(client: &Client, namespace: &str) -> Result<Vec<Ip
         .iter()
         .filter_map(|t| t.data.pointer("/status/allocatedIPs")?.as_array().cloned())
         .flatten()
-        .filter_map(|v| v.as_str().or_else(|| v.get("address")?.as_str()).map(str::to_string))
+        .filter_map(|v| {
+            v.as_str()
+                .or_else(|| v.get("address")?.as_str())
+                .map(str::to_string)
+        })
         .filter_map(|s| s.split('/').next()?.parse().ok())
         .collect();
     addresses.sort();
@@ -157,7 +185,12 @@ pub async fn dkim_keys(
     let data = secret.and_then(|s| s.data).unwrap_or_default();
     Ok(data
         .into_iter()
-        .map(|(key, value)| (key, PrivateKeyPem(String::from_utf8_lossy(&value.0).into_owned())))
+        .map(|(key, value)| {
+            (
+                key,
+                PrivateKeyPem(String::from_utf8_lossy(&value.0).into_owned()),
+            )
+        })
         .collect())
 }
 
@@ -182,7 +215,9 @@ pub async fn write_dkim_keys(
         },
         type_: Some("Opaque".to_string()),
         data: Some(
-            keys.iter().map(|(k, v)| (k.clone(), ByteString(v.0.clone().into_bytes()))).collect(),
+            keys.iter()
+                .map(|(k, v)| (k.clone(), ByteString(v.0.clone().into_bytes())))
+                .collect(),
         ),
         ..Default::default()
     };
@@ -215,6 +250,8 @@ pub async fn write_status(
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch_status(&name, &params, &Patch::Apply(&patch))
         .await
-        .map_err(api_error(format!("write status of sendingdomain {namespace}/{name}")))?;
+        .map_err(api_error(format!(
+            "write status of sendingdomain {namespace}/{name}"
+        )))?;
     Ok(())
 }

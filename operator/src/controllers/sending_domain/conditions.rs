@@ -20,7 +20,12 @@ pub struct Observation<'a> {
 
 fn ready(conditions: &[Condition]) -> Condition {
     match conditions.iter().find(|c| !c.is_true()) {
-        None => Condition::new("Ready", true, "Ready", "keys are published, served and signing"),
+        None => Condition::new(
+            "Ready",
+            true,
+            "Ready",
+            "keys are published, served and signing",
+        ),
         Some(blocking) => Condition::new(
             "Ready",
             false,
@@ -32,8 +37,14 @@ fn ready(conditions: &[Condition]) -> Condition {
 
 /// The four conditions after a pass that completed.
 pub fn observed(observation: &Observation<'_>) -> Vec<Condition> {
-    let active = observation.generations.iter().find(|g| g.phase == Phase::Active);
-    let pending = observation.generations.iter().find(|g| g.phase == Phase::Published);
+    let active = observation
+        .generations
+        .iter()
+        .find(|g| g.phase == Phase::Active);
+    let pending = observation
+        .generations
+        .iter()
+        .find(|g| g.phase == Phase::Published);
     let dkim = match (active, pending) {
         (Some(a), Some(p)) => Condition::new(
             "DKIMReady",
@@ -46,7 +57,12 @@ pub fn observed(observation: &Observation<'_>) -> Vec<Condition> {
         ),
         (Some(a), None) => {
             let names: Vec<&str> = a.selectors.iter().map(|s| s.name.as_str()).collect();
-            Condition::new("DKIMReady", true, "Signing", format!("signing with {}", names.join(", ")))
+            Condition::new(
+                "DKIMReady",
+                true,
+                "Signing",
+                format!("signing with {}", names.join(", ")),
+            )
         }
         (None, _) => Condition::new(
             "DKIMReady",
@@ -66,8 +82,15 @@ pub fn observed(observation: &Observation<'_>) -> Vec<Condition> {
         (Some(problem @ SpfError::Conflict { .. }), _) => {
             Condition::new("DNSPublished", false, "Conflict", problem.to_string())
         }
-        (Some(problem), _) => Condition::new("DNSPublished", false, "SpfInvalid", problem.to_string()),
-        (None, true) => Condition::new("DNSPublished", true, "Published", "every record is published"),
+        (Some(problem), _) => {
+            Condition::new("DNSPublished", false, "SpfInvalid", problem.to_string())
+        }
+        (None, true) => Condition::new(
+            "DNSPublished",
+            true,
+            "Published",
+            "every record is published",
+        ),
         (None, false) if missing.is_empty() => Condition::new(
             "DNSPublished",
             true,
@@ -78,12 +101,20 @@ pub fn observed(observation: &Observation<'_>) -> Vec<Condition> {
             "DNSPublished",
             false,
             "ManualPublicationRequired",
-            format!("publish the records listed in status.records; not yet served: {}", missing.join(", ")),
+            format!(
+                "publish the records listed in status.records; not yet served: {}",
+                missing.join(", ")
+            ),
         ),
     };
 
     let mut verified = if missing.is_empty() {
-        Condition::new("DNSVerified", true, "Verified", "resolvers serve every record exactly")
+        Condition::new(
+            "DNSVerified",
+            true,
+            "Verified",
+            "resolvers serve every record exactly",
+        )
     } else {
         Condition::new(
             "DNSVerified",
@@ -118,9 +149,11 @@ pub fn failed(previous: &[Condition], step: &str, category: &str, message: &str)
             if type_ == failing {
                 return Condition::new(type_, false, category, format!("step {step}: {message}"));
             }
-            previous.iter().find(|c| c.type_ == type_).cloned().unwrap_or_else(|| {
-                Condition::unknown(type_, "NotObserved", "not observed yet")
-            })
+            previous
+                .iter()
+                .find(|c| c.type_ == type_)
+                .cloned()
+                .unwrap_or_else(|| Condition::unknown(type_, "NotObserved", "not observed yet"))
         })
         .collect();
     conditions.push(ready(&conditions));

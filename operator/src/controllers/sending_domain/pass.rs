@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 
+use super::ROTATE_ANNOTATION;
 use super::cluster::{self, ClusterError};
 use super::conditions::{self, Observation};
 use super::spec::{self, SpecError};
-use super::ROTATE_ANNOTATION;
 use crate::crd::sending_domain::{
     OwnedRecord, RecordStatus, RelaySigning, ReportAuthorization, SendingDomain,
     SendingDomainStatus,
@@ -95,7 +95,10 @@ pub async fn run(
     let request = domain.annotations().get(ROTATE_ANNOTATION).cloned();
     let requested = request.is_some() && request != previous.handled_rotation_request;
     let served_before = |s: &Selector| {
-        previous.records.iter().any(|r| r.name == dkim_name(&s.name, name) && r.verification == "Verified")
+        previous
+            .records
+            .iter()
+            .any(|r| r.name == dkim_name(&s.name, name) && r.verification == "Verified")
     };
     let mut handled = previous.handled_rotation_request.clone();
     if let Step::Create { generation } =
@@ -125,19 +128,33 @@ pub async fn run(
 
     // verify
     let resolvers = Resolvers::new(&valid.resolvers).map_err(PassError::Resolvers)?;
-    let wanted: Vec<DnsRecord> = publication.rendered.records.iter().map(|r| r.record.clone()).collect();
+    let wanted: Vec<DnsRecord> = publication
+        .rendered
+        .records
+        .iter()
+        .map(|r| r.record.clone())
+        .collect();
     let states = resolvers.check_all(&wanted).await;
     let mut authorizations = Vec::new();
     for authorization in &publication.rendered.report_authorizations {
-        let values = resolvers.txt_values(authorization).await.unwrap_or_default();
+        let values = resolvers
+            .txt_values(authorization)
+            .await
+            .unwrap_or_default();
         let authorized = values.iter().any(|v| dmarc::is_authorization(v));
-        authorizations.push(ReportAuthorization { name: authorization.clone(), authorized });
+        authorizations.push(ReportAuthorization {
+            name: authorization.clone(),
+            authorized,
+        });
     }
 
     // rotate: activate a verified generation, retire one whose grace period is over
     let served_now = |s: &Selector| {
         let record = dkim_name(&s.name, name);
-        wanted.iter().zip(&states).any(|(r, st)| r.name == record && *st == RecordState::Verified)
+        wanted
+            .iter()
+            .zip(&states)
+            .any(|(r, st)| r.name == record && *st == RecordState::Verified)
     };
     let all_served = states.iter().all(|s| *s == RecordState::Verified);
     let mut requeue = Duration::from_secs(if all_served { 3600 } else { 30 });
@@ -162,11 +179,18 @@ pub async fn run(
         .zip(&states)
         .map(|(wanted, state)| record_status(wanted.purpose.label(), &wanted.record, state))
         .collect();
-    let unauthorized: Vec<&str> =
-        authorizations.iter().filter(|a| !a.authorized).map(|a| a.name.as_str()).collect();
+    let unauthorized: Vec<&str> = authorizations
+        .iter()
+        .filter(|a| !a.authorized)
+        .map(|a| a.name.as_str())
+        .collect();
     let observation = Observation {
         provider_publishes: provider.publishes(),
-        records: wanted.iter().map(|r| r.name.as_str()).zip(&states).collect(),
+        records: wanted
+            .iter()
+            .map(|r| r.name.as_str())
+            .zip(&states)
+            .collect(),
         generations: &generations,
         spf_problem: publication.rendered.spf_problem.as_ref(),
         unauthorized_reports: unauthorized,
@@ -204,7 +228,11 @@ fn public_selectors(
             let pem = &keys[&s.key];
             let public_key_base64 =
                 dkim::public_key_base64(&s.key, s.algorithm, pem).map_err(PassError::Keys)?;
-            Ok(PublicSelector { name: s.name.clone(), algorithm: s.algorithm, public_key_base64 })
+            Ok(PublicSelector {
+                name: s.name.clone(),
+                algorithm: s.algorithm,
+                public_key_base64,
+            })
         })
         .collect()
 }

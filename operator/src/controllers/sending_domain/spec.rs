@@ -25,7 +25,9 @@ pub enum SpecError {
     Server(String),
     #[error("spec.dns.rfc2136.tsigAlgorithm: {0:?} is not hmac-sha256, hmac-sha384 or hmac-sha512")]
     TsigAlgorithm(String),
-    #[error("spec.spf: no sending addresses are allocated to the tenant and no includes are set, so the spf record would forbid all mail")]
+    #[error(
+        "spec.spf: no sending addresses are allocated to the tenant and no includes are set, so the spf record would forbid all mail"
+    )]
     NoSenders,
 }
 
@@ -110,7 +112,10 @@ pub fn validate(spec: &SendingDomainSpec, addresses: &[IpAddr]) -> Result<ValidS
     // Render once without keys: every record-level problem is reported before any I/O.
     render::render(&settings, &[], &[])?;
     dmarc::report_addresses(&settings.dmarc).map_err(render::RenderError::from)?;
-    Ok(ValidSpec { settings, resolvers })
+    Ok(ValidSpec {
+        settings,
+        resolvers,
+    })
 }
 
 #[cfg(test)]
@@ -136,7 +141,10 @@ mod tests {
         let valid = validate(&spec(), &["192.0.2.10".parse().unwrap()]).unwrap();
         assert_eq!(valid.resolvers, vec!["192.0.2.53:53".parse().unwrap()]);
         assert_eq!(valid.settings.spf_conflict, ConflictPolicy::Refuse);
-        assert_eq!(valid.settings.dmarc.aggregate_reports, vec!["mailto:d@example.org"]);
+        assert_eq!(
+            valid.settings.dmarc.aggregate_reports,
+            vec!["mailto:d@example.org"]
+        );
     }
 
     #[test]
@@ -157,11 +165,17 @@ mod tests {
         );
         let mut bad = spec();
         bad.dns.rfc2136.as_mut().unwrap().tsig_algorithm = "hmac-md5".into();
-        assert_eq!(validate(&bad, &ip), Err(SpecError::TsigAlgorithm("hmac-md5".into())));
+        assert_eq!(
+            validate(&bad, &ip),
+            Err(SpecError::TsigAlgorithm("hmac-md5".into()))
+        );
         assert_eq!(validate(&spec(), &[]), Err(SpecError::NoSenders));
         let mut bad = spec();
         bad.resolvers = vec!["dns.example.org".into()];
-        assert_eq!(validate(&bad, &ip), Err(SpecError::Resolver("dns.example.org".into())));
+        assert_eq!(
+            validate(&bad, &ip),
+            Err(SpecError::Resolver("dns.example.org".into()))
+        );
     }
 
     #[test]

@@ -91,13 +91,13 @@ fn bad_specs_are_refused_with_what_and_where() {
     bad.domain = "Example..org".into();
     assert_eq!(
         render(&bad, &[], &[]).unwrap_err().to_string(),
-        "\"Example..org\" is not a valid domain name"
+        "domain \"Example..org\" is not a valid domain name"
     );
     let mut bad = settings();
     bad.tls_reports = vec!["https://example.org/tls".into()];
     assert_eq!(
         render(&bad, &[], &[]).unwrap_err().to_string(),
-        "dmarc report address \"https://example.org/tls\" in tlsReports is not a mailto: uri"
+        "dmarc report address \"https://example.org/tls\" in spec.tlsReports is not a mailto: uri"
     );
     let mut bad = settings();
     bad.relay_host = Some("relay.example.com".into());

@@ -6,7 +6,11 @@ use crate::dkim::rotation::{Step, apply, new_generation};
 
 fn generations(active: bool) -> Vec<KeyGeneration> {
     let now = chrono::Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
-    let generation = new_generation(1, &[DkimAlgorithm::RsaSha256, DkimAlgorithm::Ed25519Sha256], now);
+    let generation = new_generation(
+        1,
+        &[DkimAlgorithm::RsaSha256, DkimAlgorithm::Ed25519Sha256],
+        now,
+    );
     if !active {
         return vec![generation];
     }
@@ -14,7 +18,12 @@ fn generations(active: bool) -> Vec<KeyGeneration> {
         period: chrono::Duration::days(90),
         grace: chrono::Duration::days(7),
     };
-    apply(vec![generation], &Step::Activate { generation: 1 }, schedule, now)
+    apply(
+        vec![generation],
+        &Step::Activate { generation: 1 },
+        schedule,
+        now,
+    )
 }
 
 #[test]
@@ -42,14 +51,22 @@ fn verified_and_signing_is_ready() {
             ("Ready", "True", "Ready"),
         ]
     );
-    assert_eq!(conditions[0].message, "signing with mw1-20260301-rsa, mw1-20260301-ed");
+    assert_eq!(
+        conditions[0].message,
+        "signing with mw1-20260301-rsa, mw1-20260301-ed"
+    );
 }
 
 #[test]
 fn spf_conflict_blocks_ready_and_shows_the_foreign_value() {
     let gens = generations(false);
-    let missing = RecordState::Missing { resolver: "192.0.2.53:53".into() };
-    let conflict = SpfError::Conflict { name: "example.org".into(), foreign: "v=spf1 ~all".into() };
+    let missing = RecordState::Missing {
+        resolver: "192.0.2.53:53".into(),
+    };
+    let conflict = SpfError::Conflict {
+        name: "example.org".into(),
+        foreign: "v=spf1 ~all".into(),
+    };
     let observation = Observation {
         provider_publishes: true,
         records: vec![("_dmarc.example.org", &missing)],
@@ -69,13 +86,18 @@ fn spf_conflict_blocks_ready_and_shows_the_foreign_value() {
         "resolvers do not yet serve: _dmarc.example.org; warning: no DMARC report authorization at \
          example.org._report._dmarc.example.net, so those receivers get no reports"
     );
-    assert_eq!((conditions[3].status.as_str(), conditions[3].reason.as_str()), ("False", "AwaitingVerification"));
+    assert_eq!(
+        (conditions[3].status.as_str(), conditions[3].reason.as_str()),
+        ("False", "AwaitingVerification")
+    );
 }
 
 #[test]
 fn manual_provider_asks_for_publication() {
     let gens = generations(false);
-    let missing = RecordState::Missing { resolver: "system".into() };
+    let missing = RecordState::Missing {
+        resolver: "system".into(),
+    };
     let observation = Observation {
         provider_publishes: false,
         records: vec![("mw1-20260301-ed._domainkey.example.org", &missing)],
@@ -94,12 +116,25 @@ fn manual_provider_asks_for_publication() {
 
 #[test]
 fn failed_step_sets_its_condition_with_the_category() {
-    let previous = vec![Condition::new("DKIMReady", true, "Signing", "signing with a")];
-    let conditions = failed(&previous, "publish", "ProviderRateLimited", "cloudflare rate limit");
+    let previous = vec![Condition::new(
+        "DKIMReady",
+        true,
+        "Signing",
+        "signing with a",
+    )];
+    let conditions = failed(
+        &previous,
+        "publish",
+        "ProviderRateLimited",
+        "cloudflare rate limit",
+    );
     assert_eq!(conditions[0].reason, "Signing");
     assert_eq!(conditions[1].reason, "ProviderRateLimited");
     assert_eq!(conditions[1].message, "step publish: cloudflare rate limit");
     assert_eq!(conditions[2].reason, "NotObserved");
     assert_eq!(conditions[3].reason, "ProviderRateLimited");
-    assert_eq!(conditions[3].message, "DNSPublished: step publish: cloudflare rate limit");
+    assert_eq!(
+        conditions[3].message,
+        "DNSPublished: step publish: cloudflare rate limit"
+    );
 }
