@@ -104,9 +104,27 @@ impl Signer {
                 reason,
             };
             let signature = selector.signer.sign(message).map_err(|e| failed(e.to_string()))?;
-            headers.push_str(&signature.to_header());
+            headers.push_str(&join_lone_terminator(&signature.to_header()));
             used.push(selector.name.clone());
         }
         Ok((headers, used))
+    }
+}
+
+/// mail-auth folds a signature so that the `;` after `b=` can land alone on a continuation line;
+/// verifiers then canonicalise that folding whitespace into the signed text and the signature
+/// fails. Joining the `;` back onto the line before keeps the header valid and verifiable.
+fn join_lone_terminator(header: &str) -> String {
+    header.replace("\r\n\t;", ";")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_semicolon_is_joined_to_the_b_value() {
+        let folded = "DKIM-Signature: v=1; a=rsa-sha256; b=abc\r\n\tdef==\r\n\t;\r\n";
+        assert_eq!(join_lone_terminator(folded), "DKIM-Signature: v=1; a=rsa-sha256; b=abc\r\n\tdef==;\r\n");
     }
 }

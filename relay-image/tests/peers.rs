@@ -53,7 +53,16 @@ fn smtplib_with_a_client_certificate_is_delivered_with_both_signatures_valid() {
         );
         let text = String::from_utf8_lossy(body);
         assert!(text.contains("\r\n.leading dot\r\n"), "dot-stuffing must round-trip");
-        assert!(text.contains("h=From:Subject:Date:To:Message-ID:MIME-Version:Content-Type;"), "{text}");
+        // Present headers are signed; absent ones are signed as empty so nobody can add them.
+        let unfolded = text.replace("\r\n\t", "");
+        assert!(
+            unfolded.contains(
+                "h=Content-Type:MIME-Version:Message-ID:Date:Subject:To:From:Reply-To:Cc:\
+                 In-Reply-To:References:Content-Transfer-Encoding:List-Id:List-Unsubscribe:\
+                 List-Unsubscribe-Post;"
+            ),
+            "{text}"
+        );
     }
 
     let audit = fixture.audit_lines();
@@ -94,7 +103,7 @@ fn smtplib_with_a_certificate_from_another_ca_fails_the_handshake() {
     let replies =
         fixture.submit_python(true, Some("other-client"), &format!("a@{DOMAIN}"), "x@dest.test", &message("o"));
     assert_eq!(replies.len(), 1, "{replies:?}");
-    assert!(replies[0].starts_with("tls-error SSLError"), "{replies:?}");
+    assert!(replies[0].starts_with("tls-error "), "{replies:?}");
     assert!(replies[0].contains("TLSV1_ALERT_UNKNOWN_CA"), "{replies:?}");
     let audit = fixture.audit_lines();
     let failure = audit.iter().find(|l| l["event"] == "auth-failure").unwrap();
@@ -123,7 +132,7 @@ fn swaks_without_a_client_certificate_gets_530() {
     let fixture = started("swaks-nocert");
     let output = fixture.swaks(&["--tls", "--from", &format!("a@{DOMAIN}"), "--to", "x@dest.test"]);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<** 530 5.7.0 authentication required: present a client certificate"), "{text}");
+    assert!(text.contains("<~* 530 5.7.0 authentication required: present a client certificate"), "{text}");
 }
 
 #[test]
@@ -131,7 +140,7 @@ fn swaks_in_plaintext_gets_530_must_starttls() {
     let fixture = started("swaks-plain");
     let output = fixture.swaks(&["--from", &format!("a@{DOMAIN}"), "--to", "x@dest.test"]);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<~  250 STARTTLS"), "{text}");
+    assert!(text.contains("<-  250 STARTTLS"), "{text}");
     assert!(text.contains("<** 530 5.7.0 must issue a STARTTLS command first"), "{text}");
 }
 
@@ -141,19 +150,19 @@ fn swaks_with_a_forged_sender_gets_553() {
     let tls = ["--tls", "--tls-cert", &fixture.path("client.pem"), "--tls-key", &fixture.path("client.key")];
     let output = fixture.swaks(&[&tls[..], &["--from", "ceo@bank.example", "--to", "x@dest.test"]].concat());
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<** 553 5.7.1 sender domain is not a sending domain of this relay"), "{text}");
+    assert!(text.contains("<~* 553 5.7.1 sender domain is not a sending domain of this relay"), "{text}");
 
     let sender = format!("a@{DOMAIN}");
     let forged_header =
         [&tls[..], &["--from", &sender, "--to", "x@dest.test", "--h-From", "<ceo@bank.example>"]].concat();
     let output = fixture.swaks(&forged_header);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<** 553 5.7.1 From header domain is not a sending domain of this relay"), "{text}");
+    assert!(text.contains("<~* 553 5.7.1 From header domain is not a sending domain of this relay"), "{text}");
 
     let pending = [&tls[..], &["--from", "a@pending.st-olaf.test", "--to", "x@dest.test"]].concat();
     let output = fixture.swaks(&pending);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<** 451 4.7.1 sending domain has no active DKIM selector yet"), "{text}");
+    assert!(text.contains("<~* 451 4.7.1 sending domain has no active DKIM selector yet"), "{text}");
     assert!(fixture.delivered().is_empty());
 }
 
@@ -218,12 +227,14 @@ fn limits_give_exact_replies() {
     let tls = ["--tls", "--tls-cert", &fixture.path("client.pem"), "--tls-key", &fixture.path("client.key")];
     let output = fixture.swaks(&[&tls[..], &["--from", &format!("a@{DOMAIN}"), "--to", "a@d.test,b@d.test,c@d.test,d@d.test"]].concat());
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<** 452 4.5.3 too many recipients, at most 3 per message"), "{text}");
+    assert!(text.contains("<~* 452 4.5.3 too many recipients, at most 3 per message"), "{text}");
 
-    let big = "x".repeat(250_000);
+    let big = fixture.dir.join("big-body.txt");
+    std::fs::write(&big, ("x".repeat(998) + "\r\n").repeat(250)).unwrap();
+    let big = big.display().to_string();
     let output = fixture.swaks(&[&tls[..], &["--from", &format!("a@{DOMAIN}"), "--to", "a@d.test", "--h-From", &format!("<a@{DOMAIN}>"), "--body", &big]].concat());
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<** 552 5.3.4 message exceeds the maximum of 200000 bytes"), "{text}");
+    assert!(text.contains("<~* 552 5.3.4 message exceeds the maximum of 200000 bytes"), "{text}");
 }
 
 #[test]
