@@ -43,8 +43,15 @@ live_pid() {
     local name="$1" pid
     [ -f "$STATE/pids/$name.pid" ] || return 1
     pid="$(cat "$STATE/pids/$name.pid")"
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE" || return 1
+    [ -n "$pid" ] && kill -0 "$pid" 2> /dev/null || return 1
+    # /proc/PID/cmdline reads empty while the process is in the middle of an exec.
+    local cmdline="" i
+    for ((i = 0; i < 20; i++)); do
+        cmdline="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null || true)"
+        [ -z "$cmdline" ] || break
+        sleep 0.05
+    done
+    [[ "$cmdline" == *"$STATE"* ]] || return 1
     echo "$pid"
 }
 
@@ -56,8 +63,20 @@ start() {
     shift
     log "starting $name"
     setsid "$@" < /dev/null > "$STATE/logs/$name.log" 2>&1 &
-    echo $! > "$STATE/pids/$name.pid"
+    local pid=$! binary i
+    echo "$pid" > "$STATE/pids/$name.pid"
     STARTED+=("$name")
+    # The background child is a subshell that execs setsid, which execs the component (no
+    # job control here, so the child leads no process group and setsid need not fork): the
+    # recorded pid becomes the component. Wait for that exec, so that what is read from
+    # /proc/PID from now on is the component's.
+    binary="$(readlink -f "$1")"
+    for ((i = 0; i < 100; i++)); do
+        [ "$(readlink "/proc/$pid/exe" 2> /dev/null)" != "$binary" ] || return 0
+        kill -0 "$pid" 2> /dev/null || return 0
+        sleep 0.02
+    done
+    die "$name (pid $pid) did not start $binary"
 }
 
 # Stops the named components: SIGTERM to all at once (each takes ~2s to shut down, so one
@@ -354,8 +373,13 @@ EOF
         --authorization-kubeconfig "$STATE/kubeconfig" \
         --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --cert-dir "$STATE/run/scheduler" \
         --leader-elect=false --profiling=false
+    # kwok documents a default node lease of 40s, but with --config and no
+    # KwokConfiguration in it, no lease is kept: the node lifecycle controller then marks
+    # the nodes Unknown after 50s, kwok's node-initialize stage marks them Ready again, and
+    # pods on them flap to NotReady. Hence the explicit flag.
     start kwok "$BIN/kwok" --kubeconfig "$STATE/kubeconfig" --config "$STATE/kwok.yaml" \
         --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+        --node-lease-duration-seconds 40 \
         --cidr "$POD_CIDR" --node-ip 127.0.0.1
     wait_for kube-controller-manager 60 curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"
     wait_for kube-scheduler 60 curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz"

@@ -88,16 +88,18 @@ disable_system_services() {
 }
 
 setup_venv() {
-    local python=/usr/bin/python3
+    local python=/usr/bin/python3 stamp="$VENV/.mailwarden-packages"
     [ -x "$python" ] || python=python3
-    if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import dkim, dns.resolver, pytest' 2> /dev/null; then
+    # The stamp records what was installed, so adding a package here reinstalls.
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2> /dev/null)" = "${PY_PACKAGES[*]}" ]; then
         log "python venv $VENV present, skipping"
         return 0
     fi
     log "creating python venv $VENV with ${PY_PACKAGES[*]}"
     mkdir -p "$CACHE"
-    "$python" -m venv "$VENV"
+    [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+    echo "${PY_PACKAGES[*]}" > "$stamp"
 }
 
 main() {

@@ -164,6 +164,12 @@ pods_on_kwok_nodes() {
     [ "$(grep -c '^kwok-zone-' <<< "$nodes")" -eq 3 ]
 }
 
+nodes_hold_leases() {
+    # Without node leases the node lifecycle controller marks the fake nodes Unknown after
+    # 50s and their pods NotReady.
+    [ "$(k get lease -n kube-node-lease -o name | wc -l)" -eq 3 ]
+}
+
 relay_spread_over_zones() {
     local zones
     zones="$(k get pods -n "$NS" -l app=relay -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort -u | wc -l)"
@@ -232,6 +238,7 @@ main() {
         k wait --for=condition=Available deployment/web -n "$NS" --timeout=60s
     check "pods Ready (kubectl wait)" k wait --for=condition=Ready pod --all -n "$NS" \
         -l 'app in (relay, web)' --timeout=60s
+    check "kwok holds a lease for each node" nodes_hold_leases
     check "relay pods run on kwok nodes" pods_on_kwok_nodes
     check "relay pods spread over 3 zones" relay_spread_over_zones
     check "relay PVCs Bound" pvcs_bound
