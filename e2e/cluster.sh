@@ -388,8 +388,8 @@ EOF
     storage_yaml | kubectl_ apply -f - > /dev/null
     kubectl_ wait --for=condition=Ready node --all --timeout=60s > /dev/null \
         || die "kwok did not mark the nodes Ready (see $STATE/logs/kwok.log)"
-    # Pods are refused until the service account controller has made "default" in their
-    # namespace; wait for it here so the first test does not race it.
+    # The service account controller making "default" shows that the controller manager's
+    # controllers run, not just its health endpoint.
     wait_for kube-controller-manager 60 kubectl_ get serviceaccount default -n default
 
     cat > "$STATE/env" <<EOF
