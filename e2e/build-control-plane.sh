@@ -26,8 +26,12 @@ log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 mod_info() {
     # Prints the requested field (GoMod or Dir) of a downloaded module.
-    local module="$1" field="$2"
-    go mod download -json "$module" | sed -n "s/^[[:space:]]*\"$field\": \"\(.*\)\",\{0,1\}$/\1/p"
+    local module="$1" field="$2" json
+    json="$(go mod download -json "$module" 2>&1)" || {
+        log "go mod download $module failed: $(echo "$json" | grep -m1 '"Error"' || echo "$json" | tail -n 1)" >&2
+        return 1
+    }
+    echo "$json" | sed -n "s/^[[:space:]]*\"$field\": \"\(.*\)\",\{0,1\}$/\1/p"
 }
 
 # Writes the generated module that builds the Kubernetes commands. k8s.io/kubernetes
