@@ -49,9 +49,22 @@ pub async fn serve(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, i
             let mut session = Session::new(relay.clone(), snapshot, peer, tls);
             session.run(implicit_tls).await;
         }
-        Err(error) => record_auth_failure(&relay, &snapshot, peer, &format!("tls handshake: {error}")),
+        Err(error) if is_certificate_error(&error) => {
+            record_auth_failure(&relay, &snapshot, peer, &format!("tls handshake: {error}"))
+        }
+        // Protocol or suite mismatches (old clients, scanners) are not authentication attempts.
+        Err(error) => tracing::info!(%peer, %error, "tls handshake failed"),
     }
     relay.metrics.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a failed handshake failed on the client's certificate.
+fn is_certificate_error(error: &std::io::Error) -> bool {
+    let rustls_error = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+    matches!(
+        rustls_error,
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+    )
 }
 
 /// Audits a failed authentication and blocks the peer when it fails too often.

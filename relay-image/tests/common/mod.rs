@@ -223,7 +223,15 @@ block-seconds = 600
         self.dir.join(name).display().to_string()
     }
 
-    fn start_sink(&mut self) {
+    /// Stops the sink MX, so that deliveries fail temporarily.
+    pub fn stop_sink(&mut self) {
+        if let Some(mut sink) = self.sink.take() {
+            let _ = sink.kill();
+            let _ = sink.wait();
+        }
+    }
+
+    pub fn start_sink(&mut self) {
         let mut child = Command::new(python())
             .arg(script("sink.py"))
             .args([&self.ports.sink.to_string(), &self.path("sink.pem"), &self.path("sink.key")])
