@@ -1,17 +1,18 @@
 //! `mailwarden-relay run --config PATH` serves; `mailwarden-relay audit verify PATH` checks an
 //! audit log's hash chain.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use mailwarden_relay_config::{CONFIG_FILE_NAME, defaults};
+
 const USAGE: &str = "usage: mailwarden-relay run [--config PATH] | mailwarden-relay audit verify PATH";
-const DEFAULT_CONFIG: &str = "/etc/mailwarden/config/relay.toml";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
-        ["run"] => run(DEFAULT_CONFIG.into()),
+        ["run"] => run(Path::new(defaults::CONFIG_DIR).join(CONFIG_FILE_NAME)),
         ["run", "--config", path] => run(PathBuf::from(path)),
         ["audit", "verify", path] => match mailwarden_relay::audit::verify(path.as_ref()) {
             Ok((lines, _)) => {

@@ -16,6 +16,21 @@ use serde::{Deserialize, Serialize};
 /// File name of the rendered configuration inside the ConfigMap and the mounted directory.
 pub const CONFIG_FILE_NAME: &str = "relay.toml";
 
+/// The values the relay image is built around (its Dockerfile is tested against them).
+pub mod defaults {
+    /// Implicit-TLS submission (RFC 8314).
+    pub const SUBMISSIONS_PORT: u16 = 465;
+    /// STARTTLS submission.
+    pub const SUBMISSION_PORT: u16 = 587;
+    /// Health and metrics.
+    pub const ADMIN_PORT: u16 = 9090;
+    /// The image's non-root user and group (distroless `nonroot`).
+    pub const RUN_AS_UID: u32 = 65532;
+    /// Where the configuration is mounted; the image's default `--config` is this directory's
+    /// `relay.toml`.
+    pub const CONFIG_DIR: &str = "/etc/mailwarden/config";
+}
+
 /// Everything the relay needs to accept, sign, keep and deliver a tenant's mail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
