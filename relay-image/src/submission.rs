@@ -277,7 +277,7 @@ impl Submitter {
 }
 
 /// The reply to a line that did not parse.
-fn syntax_reply(error: &ProtoError) -> String {
+pub fn syntax_reply(error: &ProtoError) -> String {
     match error {
         ProtoError::UnknownCommand => "500 5.5.2 command not recognized".into(),
         ProtoError::InvalidSenderAddress => "501 5.1.7 bad sender address syntax".into(),

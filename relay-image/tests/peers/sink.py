@@ -1,5 +1,6 @@
 """A sink MX for the relay's tests: aiosmtpd with STARTTLS required; every message is written to
-OUT_DIR as <n>.eml with its envelope in <n>.json.
+OUT_DIR as <n>.eml with its envelope in <n>.json. Recipients "nobody@..." get 550, "later@..."
+get 451.
 
 usage: sink.py PORT CERT KEY OUT_DIR
 """
@@ -18,6 +19,15 @@ class Store:
     def __init__(self, out_dir):
         self.out_dir = out_dir
         self.count = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # "nobody@..." is refused for good, "later@..." temporarily: for bounce and retry tests.
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such user"
+        if address.startswith("later@"):
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 ok"
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
