@@ -28,6 +28,10 @@ use crate::crd::merge_conditions;
 use crate::crd::sending_domain::SendingDomain;
 use crate::dns::DnsRecord;
 use crate::dns::publish::unpublish;
+use crate::metrics::ReconcileLabels;
+
+/// The controller's name in metrics.
+const CONTROLLER: &str = "sendingdomain";
 
 /// Finalizer guarding the removal of the records the operator published.
 pub const FINALIZER: &str = "mailwarden.io/dns-records";
@@ -45,8 +49,11 @@ pub async fn run(ctx: Arc<Context>) {
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!(error = %chain(&error), "sendingdomain reconcile failed");
+            match result {
+                Ok(_) => {}
+                // A deleted object's last queued reconcile: nothing to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+                Err(error) => warn!(error = %chain(&error), "sendingdomain reconcile failed"),
             }
         })
         .await;
@@ -75,8 +82,12 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Many errors already print their source; each text appears once.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -112,10 +123,25 @@ async fn apply(domain: Arc<SendingDomain>, ctx: &Context) -> Result<Action, Pass
     let previous = domain.status.clone().unwrap_or_default();
     let generation = domain.meta().generation.unwrap_or_default();
 
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ReconcileLabels {
+            controller: CONTROLLER.into(),
+        })
+        .inc();
     let outcome = pass::run(&domain, &ctx.client, &previous, now).await;
     let (mut status, action, failure) = match outcome {
-        Ok((status, action)) => (status, action, None),
+        Ok(outcome) => {
+            if outcome.secret_written {
+                ctx.metrics.wrote(CONTROLLER, "Secret");
+            }
+            for _ in 0..outcome.dns_writes {
+                ctx.metrics.wrote(CONTROLLER, "DnsRecord");
+            }
+            (outcome.status, outcome.action, None)
+        }
         Err(error) => {
+            ctx.metrics.failed(CONTROLLER, error.category());
             let mut status = previous.clone();
             let message = chain(&error);
             status.conditions = conditions::failed(
@@ -140,17 +166,14 @@ async fn apply(domain: Arc<SendingDomain>, ctx: &Context) -> Result<Action, Pass
         cluster::write_status(&ctx.client, &domain, &status)
             .await
             .map_err(PassError::Cluster)?;
+        ctx.metrics.wrote(CONTROLLER, "SendingDomainStatus");
     }
-    for condition in changed {
+    // An Event per condition that changed to True or False; `Unknown` says nothing new.
+    for condition in changed.iter().filter(|c| c.status != "Unknown") {
         let note = format!("{}: {}", condition.type_, condition.message);
-        ctx.event(
-            &*domain,
-            !condition.is_true(),
-            &condition.reason,
-            "Reconcile",
-            note,
-        )
-        .await;
+        let warning = !condition.is_true();
+        ctx.event(&*domain, warning, &condition.reason, "Reconcile", note)
+            .await;
     }
 
     match failure {
@@ -183,6 +206,9 @@ async fn cleanup(domain: Arc<SendingDomain>, ctx: &Context) -> Result<Action, Pa
     };
     let adopted = status.adopted_spf.as_deref();
     let writes = unpublish(&provider, &domain.spec.domain, &owned, adopted).await?;
+    for _ in 0..writes {
+        ctx.metrics.wrote(CONTROLLER, "DnsRecord");
+    }
     info!(writes, "removed owned dns records");
     Ok(Action::await_change())
 }

@@ -8,9 +8,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Lower-case DNS name of two or more labels, no trailing dot.
-const DOMAIN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]([-a-z0-9]*[a-z0-9])?$";
+// CEL string literals accept no `\.` or `\s` escapes: character classes stand in for them.
+const DOMAIN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a-z]([-a-z0-9]*[a-z0-9])?$";
 /// A `mailto:` URI with one address and an optional size limit.
-const MAILTO: &str = r"^mailto:[^@,;!\s]+@([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?(![0-9]+[kmgt]?)?$";
+const MAILTO: &str = r"^mailto:[^@,;! \t]+@([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a-z0-9]([-a-z0-9]*[a-z0-9])?(![0-9]+[kmgt]?)?$";
 
 /// A domain the tenant sends mail from. The operator generates its DKIM keys (RSA-2048 and
 /// Ed25519) into a Secret, publishes SPF, DKIM, DMARC, MTA-STS, TLS-RPT and relay host records
@@ -55,17 +56,19 @@ pub struct SendingDomainSpec {
     /// The domain mail is sent from, for example `mail.example.org`: lower case, no trailing
     /// dot. It cannot change; create another SendingDomain for another domain.
     #[x_kube(
-        validation = Rule::new(format!("self.matches('{DOMAIN}')")).message("spec.domain must be a lower-case DNS name such as mail.example.org: labels of letters, digits and inner hyphens separated by dots, no trailing dot"),
+        validation = Rule::new(format!("self.matches(r'{DOMAIN}')")).message("spec.domain must be a lower-case DNS name such as mail.example.org: labels of letters, digits and inner hyphens separated by dots, no trailing dot"),
         validation = Rule::new("self.size() <= 253 && self.split('.').all(l, l.size() <= 63)").message("spec.domain is longer than 253 bytes or has a label longer than 63 bytes"),
         validation = Rule::new("self == oldSelf").message("spec.domain is immutable once set")
     )]
+    #[schemars(length(max = 253))]
     pub domain: String,
     /// Where the records are published.
     pub dns: DnsSpec,
     /// Addresses (`ip:port`) of the resolvers that verification asks; every one must serve
     /// every record. Empty means the operator's system resolvers.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self.all(r, isIP(r.split(':')[0]) || r.matches('^\\\\[[0-9a-fA-F:]+\\\\]:[0-9]+$'))").message("spec.resolvers must be addresses such as 192.0.2.53:53 or [2001:db8::53]:53"))]
+    #[schemars(length(max = 4), inner(length(max = 64)))]
+    #[x_kube(validation = Rule::new("self.all(r, isIP(r.split(':')[0]) || r.matches(r'^\\[[0-9a-fA-F:]+\\]:[0-9]+$'))").message("spec.resolvers must be addresses such as 192.0.2.53:53 or [2001:db8::53]:53"))]
     pub resolvers: Vec<String>,
     /// DKIM key rotation.
     #[serde(default)]
@@ -80,13 +83,15 @@ pub struct SendingDomainSpec {
     /// Where receivers send SMTP TLS reports (`mailto:` URIs), published at
     /// `_smtp._tls.<domain>`. Empty means no TLS-RPT record.
     #[serde(default)]
-    #[x_kube(validation = Rule::new(format!("self.all(u, u.matches('{MAILTO}'))")).message("spec.tlsReports must be mailto: URIs such as mailto:tls-reports@example.org"))]
+    #[x_kube(validation = Rule::new(format!("self.all(u, u.matches(r'{MAILTO}'))")).message("spec.tlsReports must be mailto: URIs such as mailto:tls-reports@example.org"))]
+    #[schemars(length(max = 8), inner(length(max = 254)))]
     pub tls_reports: Vec<String>,
     /// Public name of the tenant's relay inside this domain, for example
     /// `relay.mail.example.org`; A and AAAA records for the tenant's allocated sending
     /// addresses are published there. Omitted means no host records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(format!("self.matches('{DOMAIN}')")).message("spec.relayHost must be a lower-case DNS name"))]
+    #[x_kube(validation = Rule::new(format!("self.matches(r'{DOMAIN}')")).message("spec.relayHost must be a lower-case DNS name"))]
+    #[schemars(length(max = 253))]
     pub relay_host: Option<String>,
 }
 
@@ -129,6 +134,7 @@ pub enum DnsProviderKind {
 pub struct CloudflareSpec {
     /// The zone id of the zone holding the domain (Cloudflare dashboard, zone overview).
     #[x_kube(validation = Rule::new("self.matches('^[0-9a-f]{32}$')").message("spec.dns.cloudflare.zoneId must be 32 lower-case hex digits"))]
+    #[schemars(length(max = 32))]
     pub zone_id: String,
     /// The Secret key holding the API token (permission Zone.DNS edit on that zone).
     pub api_token_secret_ref: SecretKeyRef,
@@ -142,9 +148,11 @@ pub struct CloudflareSpec {
 #[serde(rename_all = "camelCase")]
 pub struct Rfc2136Spec {
     /// `ip:port` of the primary server, for example `192.0.2.53:53`.
+    #[schemars(length(max = 64))]
     pub server: String,
     /// The zone the updates are for, for example `example.org`.
-    #[x_kube(validation = Rule::new(format!("self.matches('{DOMAIN}')")).message("spec.dns.rfc2136.zone must be a lower-case DNS name"))]
+    #[x_kube(validation = Rule::new(format!("self.matches(r'{DOMAIN}')")).message("spec.dns.rfc2136.zone must be a lower-case DNS name"))]
+    #[schemars(length(max = 253))]
     pub zone: String,
     /// Name of the TSIG key as the server knows it.
     pub tsig_key_name: String,
@@ -212,6 +220,7 @@ pub struct SpfSpec {
     pub conflict_policy: SpfConflictPolicy,
     /// Other senders to include, for example `_spf.example.net`.
     #[serde(default)]
+    #[schemars(length(max = 10), inner(length(max = 253)))]
     pub includes: Vec<String>,
     /// `Fail` ends the record with `-all`, `SoftFail` with `~all`.
     #[serde(default = "default_all")]
@@ -250,11 +259,13 @@ pub struct DmarcSpec {
     /// `mailto:` URIs receiving aggregate reports (`rua`). An address in another domain needs
     /// that domain to authorize it; status shows whether it does.
     #[serde(default)]
-    #[x_kube(validation = Rule::new(format!("self.all(u, u.matches('{MAILTO}'))")).message("spec.dmarc.aggregateReports must be mailto: URIs such as mailto:dmarc@example.org"))]
+    #[x_kube(validation = Rule::new(format!("self.all(u, u.matches(r'{MAILTO}'))")).message("spec.dmarc.aggregateReports must be mailto: URIs such as mailto:dmarc@example.org"))]
+    #[schemars(length(max = 8), inner(length(max = 254)))]
     pub aggregate_reports: Vec<String>,
     /// `mailto:` URIs receiving failure reports (`ruf`).
     #[serde(default)]
-    #[x_kube(validation = Rule::new(format!("self.all(u, u.matches('{MAILTO}'))")).message("spec.dmarc.failureReports must be mailto: URIs such as mailto:dmarc@example.org"))]
+    #[x_kube(validation = Rule::new(format!("self.all(u, u.matches(r'{MAILTO}'))")).message("spec.dmarc.failureReports must be mailto: URIs such as mailto:dmarc@example.org"))]
+    #[schemars(length(max = 8), inner(length(max = 254)))]
     pub failure_reports: Vec<String>,
     /// Require strict DKIM and SPF alignment (`adkim=s; aspf=s`).
     #[serde(default)]
@@ -276,7 +287,7 @@ pub struct MtaStsSpec {
     /// `enforce`, `testing` or `none`.
     pub mode: MtaStsMode,
     /// MX host patterns the policy allows, for example `mx1.example.org` or `*.example.org`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 10), inner(length(max = 253)))]
     pub mx: Vec<String>,
     /// How long senders cache the policy, in seconds.
     #[serde(default = "default_max_age")]

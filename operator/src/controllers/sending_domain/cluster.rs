@@ -144,10 +144,12 @@ pub async fn tenant_addresses(
 ) -> Result<Vec<IpAddr>, ClusterError> {
     let resource = ApiResource::erase::<MailTenant>(&());
     let tenants: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    let list = tenants
-        .list(&ListParams::default())
-        .await
-        .map_err(api_error(format!("list mailtenants in {namespace}")))?;
+    let list = match tenants.list(&ListParams::default()).await {
+        Ok(list) => list,
+        // No MailTenant kind installed: a domain whose mail leaves through includes only.
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Vec::new()),
+        Err(error) => return Err(api_error(format!("list mailtenants in {namespace}"))(error)),
+    };
     let mut addresses: Vec<IpAddr> = list
         .items
         .iter()

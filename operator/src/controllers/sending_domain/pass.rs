@@ -28,6 +28,8 @@ const ALGORITHMS: [DkimAlgorithm; 2] = [DkimAlgorithm::RsaSha256, DkimAlgorithm:
 pub enum PassError {
     #[error("invalid spec")]
     InvalidSpec(#[source] SpecError),
+    #[error("failed to read the tenant's sending addresses")]
+    Tenant(#[source] ClusterError),
     #[error("failed to prepare dkim keys")]
     Keys(#[source] KeyError),
     #[error(transparent)]
@@ -43,6 +45,7 @@ impl PassError {
     pub fn category(&self) -> &'static str {
         match self {
             PassError::InvalidSpec(_) => "InvalidSpec",
+            PassError::Tenant(e) => e.category(),
             PassError::Keys(_) => "KeyGenerationFailed",
             PassError::Cluster(e) => e.category(),
             PassError::Publish(e) => e.category(),
@@ -53,7 +56,7 @@ impl PassError {
     /// The step that failed.
     pub fn step(&self) -> &'static str {
         match self {
-            PassError::InvalidSpec(_) => "validate",
+            PassError::InvalidSpec(_) | PassError::Tenant(_) => "validate",
             PassError::Keys(_) => "keys",
             PassError::Cluster(ClusterError::Credentials { .. } | ClusterError::Provider(_)) => {
                 "publish"
@@ -70,18 +73,29 @@ fn dkim_name(selector: &str, domain: &str) -> String {
     format!("{selector}._domainkey.{domain}")
 }
 
-/// Runs the steps and returns the new status (conditions not yet merged) and when to look again.
+/// What a pass produced: the new status (conditions not yet merged), when to look again, and
+/// the writes it made.
+pub struct Outcome {
+    pub status: SendingDomainStatus,
+    pub action: Action,
+    pub secret_written: bool,
+    pub dns_writes: usize,
+}
+
+/// Runs the steps.
 pub async fn run(
     domain: &SendingDomain,
     client: &Client,
     previous: &SendingDomainStatus,
     now: DateTime<Utc>,
-) -> Result<(SendingDomainStatus, Action), PassError> {
+) -> Result<Outcome, PassError> {
     let namespace = domain.namespace().unwrap_or_default();
     let name = domain.spec.domain.as_str();
 
     // validate
-    let addresses = cluster::tenant_addresses(client, &namespace).await?;
+    let addresses = cluster::tenant_addresses(client, &namespace)
+        .await
+        .map_err(PassError::Tenant)?;
     let valid = spec::validate(&domain.spec, &addresses).map_err(PassError::InvalidSpec)?;
     let schedule = Schedule {
         period: chrono::Duration::days(domain.spec.dkim.rotation_period_days.into()),
@@ -115,7 +129,8 @@ pub async fn run(
         }
     }
     keys.retain(|key, _| selectors.iter().any(|s| s.key == *key));
-    if keys != stored {
+    let secret_written = keys != stored;
+    if secret_written {
         cluster::write_dkim_keys(client, domain, &keys).await?;
     }
     let public = public_selectors(&selectors, &keys)?;
@@ -215,7 +230,13 @@ pub async fn run(
         adopted_spf: publication.adopted_spf.clone(),
         handled_rotation_request: handled,
     };
-    Ok((status, Action::requeue(requeue)))
+    let action = Action::requeue(requeue);
+    Ok(Outcome {
+        status,
+        action,
+        secret_written,
+        dns_writes: publication.writes,
+    })
 }
 
 fn public_selectors(
