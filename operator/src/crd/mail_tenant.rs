@@ -49,7 +49,7 @@ pub struct MailTenantSpec {
     /// application that sends mail.
     #[serde(default)]
     #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d.name == c.name))").message("client names must be unique"))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
     pub clients: Vec<ClientIdentity>,
 
     /// Lifetimes of the tenant's certificates. Each is re-issued when a third of its lifetime
@@ -137,8 +137,9 @@ pub struct Submitter {
 #[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientIdentity {
-    /// Name of the identity; it becomes the certificate's common name and appears in the
-    /// relay's audit log for every message the client sends.
+    /// Name of the identity, unique in the list; it becomes the certificate's common name and
+    /// appears in the relay's audit log for every message the client sends.
+    #[schemars(length(min = 1, max = 63))]
     #[x_kube(validation = rules::dns_label("spec.clients[].name"))]
     pub name: String,
 }

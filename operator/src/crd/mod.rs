@@ -17,12 +17,38 @@ pub use sending_ip_pool::{SendingIPPool, SendingIPPoolSpec};
 
 /// Every CRD the operator serves, with the file name it is committed under in `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![
+    let crds = vec![
         ("mailtenant.yaml", MailTenant::crd()),
         ("sendingdomain.yaml", sending_domain::SendingDomain::crd()),
         ("backuppolicy.yaml", BackupPolicy::crd()),
         ("sendingippool.yaml", SendingIPPool::crd()),
-    ]
+    ];
+    crds.into_iter().map(|(file, crd)| (file, with_kubernetes_formats(crd))).collect()
+}
+
+/// Replaces the integer formats schemars derives from Rust types (`uint32`, `uint16`, ...),
+/// which the API server does not know and warns about on every apply, with `int32` and
+/// `int64`; the `minimum: 0` schemars also emits keeps them unsigned.
+fn with_kubernetes_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(format)) = map.get_mut("format") {
+                    match format.as_str() {
+                        "uint8" | "uint16" | "int8" | "int16" | "uint32" => *format = "int32".into(),
+                        "uint64" | "uint" => *format = "int64".into(),
+                        _ => {}
+                    }
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(crd).expect("a CRD always serializes");
+    walk(&mut value);
+    serde_json::from_value(value).expect("formats are plain strings")
 }
 
 /// Renders a CRD as the YAML committed in `crds/`.
