@@ -10,7 +10,9 @@ use crate::relay::Relay;
 /// Serves the admin endpoints until the process ends.
 pub async fn serve(relay: Arc<Relay>, listener: TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(answer(relay.clone(), stream));
     }
 }
@@ -33,7 +35,11 @@ async fn answer(relay: Arc<Relay>, mut stream: TcpStream) {
         "/metrics" => ("200 OK", relay.metrics.render()),
         _ => ("404 Not Found", "not found\n".to_string()),
     };
-    let content_type = if path == "/metrics" { "text/plain; version=0.0.4" } else { "text/plain" };
+    let content_type = if path == "/metrics" {
+        "text/plain; version=0.0.4"
+    } else {
+        "text/plain"
+    };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n{body}",

@@ -21,9 +21,20 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event<'a> {
-    AuthSuccess { peer: String, client: &'a str, tls_version: &'a str, tls_suite: &'a str },
-    AuthFailure { peer: String, reason: &'a str },
-    PeerBlocked { peer: String, until: String },
+    AuthSuccess {
+        peer: String,
+        client: &'a str,
+        tls_version: &'a str,
+        tls_suite: &'a str,
+    },
+    AuthFailure {
+        peer: String,
+        reason: &'a str,
+    },
+    PeerBlocked {
+        peer: String,
+        until: String,
+    },
     MessageAccepted {
         id: &'a str,
         client: &'a str,
@@ -33,7 +44,12 @@ pub enum Event<'a> {
         size: usize,
         selectors: Vec<String>,
     },
-    MessageRefused { peer: String, client: &'a str, sender: &'a str, reply: &'a str },
+    MessageRefused {
+        peer: String,
+        client: &'a str,
+        sender: &'a str,
+        reply: &'a str,
+    },
     DeliveryAttempt {
         id: &'a str,
         domain: &'a str,
@@ -42,17 +58,31 @@ pub enum Event<'a> {
         result: &'a str,
         reply: &'a str,
     },
-    MessageBounced { id: &'a str, recipients: usize, dsn: &'a str },
+    MessageBounced {
+        id: &'a str,
+        recipients: usize,
+        dsn: &'a str,
+    },
     /// A crash (power loss) left a line half written; it was cut off before appending.
-    TornLineDropped { bytes: u64 },
+    TornLineDropped {
+        bytes: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("failed to {action} audit log {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("audit log {path} line {line}: {reason}")]
-    Broken { path: PathBuf, line: u64, reason: String },
+    Broken {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
 }
 
 /// The open audit log.
@@ -71,16 +101,37 @@ struct Chain {
 impl AuditLog {
     /// Opens the log for appending, after checking the whole chain so far.
     pub fn open(path: &Path, tenant: &str) -> Result<Self, AuditError> {
-        let io = |action| move |source| AuditError::Io { action, path: path.into(), source };
+        let io = |action| {
+            move |source| AuditError::Io {
+                action,
+                path: path.into(),
+                source,
+            }
+        };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io("create the directory of"))?;
         }
-        let torn = if path.exists() { cut_torn_line(path).map_err(io("repair"))? } else { 0 };
-        let (seq, prev) = if path.exists() { verify(path)? } else { (0, GENESIS.to_string()) };
-        let file =
-            OpenOptions::new().create(true).append(true).open(path).map_err(io("open"))?;
+        let torn = if path.exists() {
+            cut_torn_line(path).map_err(io("repair"))?
+        } else {
+            0
+        };
+        let (seq, prev) = if path.exists() {
+            verify(path)?
+        } else {
+            (0, GENESIS.to_string())
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io("open"))?;
         let chain = Mutex::new(Chain { file, seq, prev });
-        let log = Self { tenant: tenant.into(), path: path.into(), inner: chain };
+        let log = Self {
+            tenant: tenant.into(),
+            path: path.into(),
+            inner: chain,
+        };
         if torn > 0 {
             log.record(&Event::TornLineDropped { bytes: torn })?;
         }
@@ -98,18 +149,24 @@ impl AuditLog {
         line.insert("seq".into(), (chain.seq + 1).into());
         line.insert("ts".into(), chrono::Utc::now().to_rfc3339().into());
         line.insert("tenant".into(), self.tenant.clone().into());
-        line.insert("event".into(), fields.remove("event").unwrap_or(Value::Null));
+        line.insert(
+            "event".into(),
+            fields.remove("event").unwrap_or(Value::Null),
+        );
         line.append(&mut fields);
         line.insert("prev".into(), chain.prev.clone().into());
 
         let body = Value::Object(line).to_string();
         let hash = hex::encode(Sha256::digest(body.as_bytes()));
         let sealed = format!("{},\"hash\":\"{hash}\"}}\n", &body[..body.len() - 1]);
-        chain.file.write_all(sealed.as_bytes()).map_err(|source| AuditError::Io {
-            action: "append to",
-            path: self.path.clone(),
-            source,
-        })?;
+        chain
+            .file
+            .write_all(sealed.as_bytes())
+            .map_err(|source| AuditError::Io {
+                action: "append to",
+                path: self.path.clone(),
+                source,
+            })?;
         chain.seq += 1;
         chain.prev = hash;
         Ok(())
@@ -122,7 +179,10 @@ fn cut_torn_line(path: &Path) -> io::Result<u64> {
     if content.is_empty() || content.ends_with(b"\n") {
         return Ok(0);
     }
-    let keep = content.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let keep = content
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let file = OpenOptions::new().write(true).open(path)?;
     file.set_len(keep as u64)?;
     file.sync_all()?;
@@ -132,14 +192,25 @@ fn cut_torn_line(path: &Path) -> io::Result<u64> {
 /// Checks the chain of a log file; returns the number of lines and the last hash, or the first
 /// broken line (1-based).
 pub fn verify(path: &Path) -> Result<(u64, String), AuditError> {
-    let file = File::open(path)
-        .map_err(|source| AuditError::Io { action: "open", path: path.into(), source })?;
+    let file = File::open(path).map_err(|source| AuditError::Io {
+        action: "open",
+        path: path.into(),
+        source,
+    })?;
     let mut prev = GENESIS.to_string();
     let mut count = 0;
     for line in BufReader::new(file).lines() {
         count += 1;
-        let line = line.map_err(|source| AuditError::Io { action: "read", path: path.into(), source })?;
-        let broken = |reason: String| AuditError::Broken { path: path.into(), line: count, reason };
+        let line = line.map_err(|source| AuditError::Io {
+            action: "read",
+            path: path.into(),
+            source,
+        })?;
+        let broken = |reason: String| AuditError::Broken {
+            path: path.into(),
+            line: count,
+            reason,
+        };
         prev = check_line(&line, &prev, count).map_err(broken)?;
     }
     Ok((count, prev))

@@ -160,13 +160,23 @@ mod tests {
 
     #[test]
     fn smuggling_sequences_do_not_end_the_message() {
-        for sequence in [&b"\n.\n"[..], b"\r.\r", b"\n.\r\n", b"\r.\r\n", b"\r\n.\n", b"\r\n.\r"] {
+        for sequence in [
+            &b"\n.\n"[..],
+            b"\r.\r",
+            b"\n.\r\n",
+            b"\r.\r\n",
+            b"\r\n.\n",
+            b"\r\n.\r",
+        ] {
             let mut input = b"a".to_vec();
             input.extend_from_slice(sequence);
             input.extend_from_slice(b"MAIL FROM:<x@evil.example>\r\n");
             let (message, consumed) = read_all(&input);
             assert_eq!(consumed, None, "{sequence:?} ended the data");
-            assert!(message.ends_with(b"MAIL FROM:<x@evil.example>\r\n"), "{sequence:?}");
+            assert!(
+                message.ends_with(b"MAIL FROM:<x@evil.example>\r\n"),
+                "{sequence:?}"
+            );
         }
     }
 
@@ -189,14 +199,20 @@ mod tests {
         assert_eq!(reader.feed(b"hello\r"), DataProgress::NeedMore);
         assert_eq!(reader.feed(b"\n."), DataProgress::NeedMore);
         assert_eq!(reader.feed(b"\r"), DataProgress::NeedMore);
-        assert_eq!(reader.feed(b"\nNOOP\r\n"), DataProgress::Complete { consumed: 1 });
+        assert_eq!(
+            reader.feed(b"\nNOOP\r\n"),
+            DataProgress::Complete { consumed: 1 }
+        );
         assert_eq!(reader.into_message(), b"hello\r\n");
     }
 
     #[test]
     fn an_oversized_message_is_dropped_but_still_terminated() {
         let mut reader = DataReader::new(4);
-        assert_eq!(reader.feed(b"12345678\r\n.\r\n"), DataProgress::Complete { consumed: 13 });
+        assert_eq!(
+            reader.feed(b"12345678\r\n.\r\n"),
+            DataProgress::Complete { consumed: 13 }
+        );
         assert!(reader.oversized());
         assert_eq!(reader.into_message(), b"");
     }

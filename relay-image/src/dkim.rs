@@ -37,9 +37,17 @@ pub const SIGNED_HEADERS: [&str; 15] = [
 #[derive(Debug, thiserror::Error)]
 pub enum DkimError {
     #[error("failed to read DKIM key of selector {selector} from {path}: {reason}")]
-    Key { selector: String, path: PathBuf, reason: String },
+    Key {
+        selector: String,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("failed to sign with DKIM selector {selector} of {domain}: {reason}")]
-    Sign { domain: String, selector: String, reason: String },
+    Sign {
+        domain: String,
+        selector: String,
+        reason: String,
+    },
 }
 
 struct Selector {
@@ -84,7 +92,10 @@ impl Signer {
                     .headers(SIGNED_HEADERS)
                     .header_canonicalization(Canonicalization::Relaxed)
                     .body_canonicalization(Canonicalization::Relaxed);
-                selectors.push(Selector { name: selector.name.clone(), signer });
+                selectors.push(Selector {
+                    name: selector.name.clone(),
+                    signer,
+                });
             }
             domains.insert(domain.domain.to_ascii_lowercase(), selectors);
         }
@@ -97,13 +108,21 @@ impl Signer {
         let domain = domain.to_ascii_lowercase();
         let mut headers = String::new();
         let mut used = Vec::new();
-        for selector in self.domains.get(&domain).map(Vec::as_slice).unwrap_or_default() {
+        for selector in self
+            .domains
+            .get(&domain)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             let failed = |reason: String| DkimError::Sign {
                 domain: domain.clone(),
                 selector: selector.name.clone(),
                 reason,
             };
-            let signature = selector.signer.sign(message).map_err(|e| failed(e.to_string()))?;
+            let signature = selector
+                .signer
+                .sign(message)
+                .map_err(|e| failed(e.to_string()))?;
             headers.push_str(&join_lone_terminator(&signature.to_header()));
             used.push(selector.name.clone());
         }
@@ -125,6 +144,9 @@ mod tests {
     #[test]
     fn a_lone_semicolon_is_joined_to_the_b_value() {
         let folded = "DKIM-Signature: v=1; a=rsa-sha256; b=abc\r\n\tdef==\r\n\t;\r\n";
-        assert_eq!(join_lone_terminator(folded), "DKIM-Signature: v=1; a=rsa-sha256; b=abc\r\n\tdef==;\r\n");
+        assert_eq!(
+            join_lone_terminator(folded),
+            "DKIM-Signature: v=1; a=rsa-sha256; b=abc\r\n\tdef==;\r\n"
+        );
     }
 }

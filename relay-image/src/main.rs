@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use mailwarden_relay_config::{CONFIG_FILE_NAME, defaults};
 
-const USAGE: &str = "usage: mailwarden-relay run [--config PATH] | mailwarden-relay audit verify PATH";
+const USAGE: &str =
+    "usage: mailwarden-relay run [--config PATH] | mailwarden-relay audit verify PATH";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,8 +36,7 @@ fn run(config: PathBuf) -> ExitCode {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -31,16 +31,26 @@ impl PeerBlocks {
     /// Whether the address is blocked now.
     pub fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
         let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        peers.get(&ip).and_then(|p| p.blocked_until).is_some_and(|until| now < until)
+        peers
+            .get(&ip)
+            .and_then(|p| p.blocked_until)
+            .is_some_and(|until| now < until)
     }
 
     /// Counts a failure within the policy's window.
-    pub fn record_failure(&self, ip: IpAddr, now: Instant, policy: &AuthFailures) -> FailureOutcome {
+    pub fn record_failure(
+        &self,
+        ip: IpAddr,
+        now: Instant,
+        policy: &AuthFailures,
+    ) -> FailureOutcome {
         let window = Duration::from_secs(policy.window_seconds);
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers.retain(|_, p| {
             p.blocked_until.is_some_and(|u| now < u)
-                || p.failures.last().is_some_and(|&t| now.duration_since(t) < window)
+                || p.failures
+                    .last()
+                    .is_some_and(|&t| now.duration_since(t) < window)
         });
         let peer = peers.entry(ip).or_default();
         peer.failures.retain(|&t| now.duration_since(t) < window);
@@ -58,17 +68,30 @@ impl PeerBlocks {
 mod tests {
     use super::*;
 
-    const POLICY: AuthFailures = AuthFailures { max_failures: 3, window_seconds: 60, block_seconds: 600 };
+    const POLICY: AuthFailures = AuthFailures {
+        max_failures: 3,
+        window_seconds: 60,
+        block_seconds: 600,
+    };
 
     #[test]
     fn the_third_failure_in_the_window_blocks_for_the_block_time() {
         let blocks = PeerBlocks::default();
         let ip: IpAddr = "10.1.2.3".parse().unwrap();
         let t0 = Instant::now();
-        assert_eq!(blocks.record_failure(ip, t0, &POLICY), FailureOutcome::Counted);
-        assert_eq!(blocks.record_failure(ip, t0 + Duration::from_secs(10), &POLICY), FailureOutcome::Counted);
+        assert_eq!(
+            blocks.record_failure(ip, t0, &POLICY),
+            FailureOutcome::Counted
+        );
+        assert_eq!(
+            blocks.record_failure(ip, t0 + Duration::from_secs(10), &POLICY),
+            FailureOutcome::Counted
+        );
         assert!(!blocks.is_blocked(ip, t0 + Duration::from_secs(10)));
-        assert_eq!(blocks.record_failure(ip, t0 + Duration::from_secs(20), &POLICY), FailureOutcome::Blocked);
+        assert_eq!(
+            blocks.record_failure(ip, t0 + Duration::from_secs(20), &POLICY),
+            FailureOutcome::Blocked
+        );
         assert!(blocks.is_blocked(ip, t0 + Duration::from_secs(619)));
         assert!(!blocks.is_blocked(ip, t0 + Duration::from_secs(620)));
         assert!(!blocks.is_blocked("10.1.2.4".parse().unwrap(), t0 + Duration::from_secs(30)));

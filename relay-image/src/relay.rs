@@ -17,7 +17,10 @@ use crate::tls::{self, TlsError};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("failed to read configuration {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("{0}")]
@@ -41,12 +44,18 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads and validates everything the configuration names.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| LoadError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.into(),
+            source,
+        })?;
         let config = RelayConfig::from_toml(&text)?;
         let tls = tls::server_config(&config.tls)?;
         let signer = Signer::load(&config)?;
-        Ok(Self { config, tls, signer })
+        Ok(Self {
+            config,
+            tls,
+            signer,
+        })
     }
 }
 
@@ -75,7 +84,9 @@ impl Relay {
         let spool = Spool::open(&snapshot.config.spool.dir)?;
         let audit = AuditLog::open(&snapshot.config.audit.file, &snapshot.config.tenant)?;
         let (queued, receiver) = mpsc::unbounded_channel();
-        let connections = Arc::new(Semaphore::new(snapshot.config.limits.max_connections as usize));
+        let connections = Arc::new(Semaphore::new(
+            snapshot.config.limits.max_connections as usize,
+        ));
         let relay = Self {
             snapshot: RwLock::new(Arc::new(snapshot)),
             config_path: config_path.into(),
@@ -92,7 +103,10 @@ impl Relay {
 
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the snapshot; sessions already open keep theirs.

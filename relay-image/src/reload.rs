@@ -55,6 +55,10 @@ fn watched_files(relay: &Relay) -> Vec<PathBuf> {
 fn fingerprint(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
     files
         .iter()
-        .map(|f| std::fs::metadata(f).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
         .collect()
 }

@@ -17,7 +17,10 @@ pub enum ServerError {
     #[error("{0}")]
     Load(#[from] LoadError),
     #[error("failed to listen on {address}: {source}")]
-    Listen { address: SocketAddr, source: std::io::Error },
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("failed to install the SIGTERM handler: {0}")]
     Signal(std::io::Error),
 }
@@ -30,7 +33,9 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let listen = &snapshot.config.listen;
     let bind = |port| async move {
         let address = SocketAddr::new(listen.address, port);
-        TcpListener::bind(address).await.map_err(|source| ServerError::Listen { address, source })
+        TcpListener::bind(address)
+            .await
+            .map_err(|source| ServerError::Listen { address, source })
     };
     let submissions = bind(listen.submissions_port).await?;
     let submission = bind(listen.submission_port).await?;

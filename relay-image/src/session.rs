@@ -40,7 +40,10 @@ pub async fn serve(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, i
     Metrics::add(&relay.metrics.connections_open, 1);
 
     if !implicit_tls && !plaintext_phase(&mut stream, &hostname).await {
-        relay.metrics.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        relay
+            .metrics
+            .connections_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         return;
     }
     let acceptor = TlsAcceptor::from(snapshot.tls.clone());
@@ -55,12 +58,17 @@ pub async fn serve(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, i
         // Protocol or suite mismatches (old clients, scanners) are not authentication attempts.
         Err(error) => tracing::info!(%peer, %error, "tls handshake failed"),
     }
-    relay.metrics.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    relay
+        .metrics
+        .connections_open
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Whether a failed handshake failed on the client's certificate.
 fn is_certificate_error(error: &std::io::Error) -> bool {
-    let rustls_error = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+    let rustls_error = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
     matches!(
         rustls_error,
         Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
@@ -70,16 +78,22 @@ fn is_certificate_error(error: &std::io::Error) -> bool {
 /// Audits a failed authentication and blocks the peer when it fails too often.
 pub fn record_auth_failure(relay: &Relay, snapshot: &Snapshot, peer: SocketAddr, reason: &str) {
     Metrics::add(&relay.metrics.auth_failures_total, 1);
-    let _ = relay.audit.record(&Event::AuthFailure { peer: peer.to_string(), reason });
+    let _ = relay.audit.record(&Event::AuthFailure {
+        peer: peer.to_string(),
+        reason,
+    });
     let outcome =
-        relay.peers.record_failure(peer.ip(), Instant::now(), &snapshot.config.auth_failures);
+        relay
+            .peers
+            .record_failure(peer.ip(), Instant::now(), &snapshot.config.auth_failures);
     if outcome == FailureOutcome::Blocked {
         Metrics::add(&relay.metrics.peers_blocked_total, 1);
         let until = chrono::Utc::now()
             + chrono::Duration::seconds(snapshot.config.auth_failures.block_seconds as i64);
-        let _ = relay
-            .audit
-            .record(&Event::PeerBlocked { peer: peer.ip().to_string(), until: until.to_rfc3339() });
+        let _ = relay.audit.record(&Event::PeerBlocked {
+            peer: peer.ip().to_string(),
+            until: until.to_rfc3339(),
+        });
     }
 }
 
@@ -137,12 +151,25 @@ struct Session<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<TlsStream<S>> {
-    fn new(relay: Arc<Relay>, snapshot: Arc<Snapshot>, peer: SocketAddr, stream: TlsStream<S>) -> Self {
+    fn new(
+        relay: Arc<Relay>,
+        snapshot: Arc<Snapshot>,
+        peer: SocketAddr,
+        stream: TlsStream<S>,
+    ) -> Self {
         let connection = stream.get_ref().1;
-        let client = connection.peer_certificates().and_then(|c| c.first()).map(crate::tls::client_identity);
-        let version = connection.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
-        let suite =
-            connection.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
+        let client = connection
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(crate::tls::client_identity);
+        let version = connection
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default();
+        let suite = connection
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default();
         if let Some(client) = &client {
             let _ = relay.audit.record(&Event::AuthSuccess {
                 peer: peer.to_string(),
@@ -152,7 +179,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<TlsStream<S>> {
             });
         }
         let submitter = Submitter::new(relay.clone(), snapshot, peer, client);
-        Self { stream, relay, submitter }
+        Self {
+            stream,
+            relay,
+            submitter,
+        }
     }
 }
 
@@ -209,7 +240,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 _ = draining.wait_for(|d| *d) => None,
             };
             let Some(read) = read else {
-                let _ = self.stream.write_all(b"421 4.3.2 shutting down, try again later\r\n").await;
+                let _ = self
+                    .stream
+                    .write_all(b"421 4.3.2 shutting down, try again later\r\n")
+                    .await;
                 return;
             };
             match read {
@@ -230,7 +264,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.stream.write_all(reply.as_bytes()).await.ok()?;
                 return Some(rest);
             }
-            let n = tokio::time::timeout(IDLE_TIMEOUT, self.stream.read(buf)).await.ok()?.ok()?;
+            let n = tokio::time::timeout(IDLE_TIMEOUT, self.stream.read(buf))
+                .await
+                .ok()?
+                .ok()?;
             if n == 0 {
                 return None;
             }
@@ -249,6 +286,9 @@ pub struct Reply {
 
 impl Reply {
     pub fn line(text: impl Into<String>) -> Self {
-        Self { text: text.into() + "\r\n", ..Default::default() }
+        Self {
+            text: text.into() + "\r\n",
+            ..Default::default()
+        }
     }
 }

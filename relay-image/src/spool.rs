@@ -63,13 +63,21 @@ impl DeliveryState {
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     #[error("failed to {action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("spool file {path} is damaged: {reason}")]
     Damaged { path: PathBuf, reason: String },
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
-    move |source| SpoolError::Io { action, path: path.to_path_buf(), source }
+    move |source| SpoolError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The spool directory.
@@ -82,7 +90,10 @@ pub struct Spool {
 impl Spool {
     /// Opens (and creates) the spool, removing half-written files left by a crash.
     pub fn open(dir: &Path) -> Result<Self, SpoolError> {
-        let spool = Self { tmp: dir.join("tmp"), queue: dir.join("queue") };
+        let spool = Self {
+            tmp: dir.join("tmp"),
+            queue: dir.join("queue"),
+        };
         for sub in [&spool.tmp, &spool.queue] {
             fs::create_dir_all(sub).map_err(io_error("create spool directory", sub))?;
         }
@@ -116,12 +127,19 @@ impl Spool {
     pub fn load(&self, id: &str) -> Result<(Envelope, Vec<u8>), SpoolError> {
         let path = self.message_path(id);
         let content = fs::read(&path).map_err(io_error("read spool file", &path))?;
-        let newline = content.iter().position(|&b| b == b'\n').ok_or_else(|| {
-            SpoolError::Damaged { path: path.clone(), reason: "no envelope line".into() }
-        })?;
-        let envelope = serde_json::from_slice(&content[..newline]).map_err(|e| {
-            SpoolError::Damaged { path: path.clone(), reason: format!("bad envelope: {e}") }
-        })?;
+        let newline =
+            content
+                .iter()
+                .position(|&b| b == b'\n')
+                .ok_or_else(|| SpoolError::Damaged {
+                    path: path.clone(),
+                    reason: "no envelope line".into(),
+                })?;
+        let envelope =
+            serde_json::from_slice(&content[..newline]).map_err(|e| SpoolError::Damaged {
+                path: path.clone(),
+                reason: format!("bad envelope: {e}"),
+            })?;
         Ok((envelope, content[newline + 1..].to_vec()))
     }
 
@@ -185,8 +203,10 @@ impl Spool {
             .create_new(true)
             .open(&tmp)
             .map_err(io_error("create spool file", &tmp))?;
-        file.write_all(content).map_err(io_error("write spool file", &tmp))?;
-        file.sync_all().map_err(io_error("fsync spool file", &tmp))?;
+        file.write_all(content)
+            .map_err(io_error("write spool file", &tmp))?;
+        file.sync_all()
+            .map_err(io_error("fsync spool file", &tmp))?;
         drop(file);
         let target = self.queue.join(name);
         fs::rename(&tmp, &target).map_err(io_error("move into queue", &target))?;

@@ -101,13 +101,18 @@ impl Submitter {
                 Reply::line("250 2.0.0 reset")
             }
             Request::Noop { .. } => Reply::line("250 2.0.0 ok"),
-            Request::Quit => Reply { close: true, ..Reply::line("221 2.0.0 bye") },
+            Request::Quit => Reply {
+                close: true,
+                ..Reply::line("221 2.0.0 bye")
+            },
             Request::StartTls => Reply::line("503 5.5.1 TLS is already active"),
             Request::Vrfy { .. } | Request::Expn { .. } => {
                 Reply::line("252 2.5.0 cannot verify, send the message")
             }
             Request::Help { .. } => Reply::line("214 2.0.0 see RFC 5321"),
-            Request::Auth { .. } => Reply::line("504 5.5.4 AUTH is not offered; present a client certificate"),
+            Request::Auth { .. } => {
+                Reply::line("504 5.5.4 AUTH is not offered; present a client certificate")
+            }
             _ => Reply::line("502 5.5.1 command not implemented"),
         }
     }
@@ -122,7 +127,12 @@ impl Submitter {
         if self.client.is_none() {
             if !self.auth_failure_recorded {
                 self.auth_failure_recorded = true;
-                record_auth_failure(&self.relay, &self.snapshot, self.peer, "no client certificate");
+                record_auth_failure(
+                    &self.relay,
+                    &self.snapshot,
+                    self.peer,
+                    "no client certificate",
+                );
             }
             return "530 5.7.0 authentication required: present a client certificate".into();
         }
@@ -137,10 +147,16 @@ impl Submitter {
             return "553 5.6.7 non-ASCII address requires SMTPUTF8".into();
         }
         let Some(domain) = self.sending_domain(&from.address) else {
-            return self.refuse(&from.address, "553 5.7.1 sender domain is not a sending domain of this relay");
+            return self.refuse(
+                &from.address,
+                "553 5.7.1 sender domain is not a sending domain of this relay",
+            );
         };
         if domain.selectors.is_empty() {
-            return self.refuse(&from.address, "451 4.7.1 sending domain has no active DKIM selector yet");
+            return self.refuse(
+                &from.address,
+                "451 4.7.1 sending domain has no active DKIM selector yet",
+            );
         }
         self.transaction = Some(Transaction {
             sender: from.address,
@@ -196,15 +212,29 @@ impl Submitter {
         let sender = transaction.sender.as_str();
         if reader.oversized() {
             let max = self.max_message_bytes();
-            return self.refuse(sender, &format!("552 5.3.4 message exceeds the maximum of {max} bytes"));
+            return self.refuse(
+                sender,
+                &format!("552 5.3.4 message exceeds the maximum of {max} bytes"),
+            );
         }
         let message = reader.into_message();
         let from_domain = header_from_domain(&message);
         let Some(from_domain) = from_domain else {
-            return self.refuse(sender, "550 5.6.0 message has no From header with an address");
+            return self.refuse(
+                sender,
+                "550 5.6.0 message has no From header with an address",
+            );
         };
-        if self.snapshot.config.domain(&from_domain).is_none_or(|d| d.selectors.is_empty()) {
-            return self.refuse(sender, "553 5.7.1 From header domain is not a sending domain of this relay");
+        if self
+            .snapshot
+            .config
+            .domain(&from_domain)
+            .is_none_or(|d| d.selectors.is_empty())
+        {
+            return self.refuse(
+                sender,
+                "553 5.7.1 From header domain is not a sending domain of this relay",
+            );
         }
 
         let (signatures, selectors) = match self.snapshot.signer.sign(&from_domain, &message) {
@@ -240,7 +270,8 @@ impl Submitter {
         let spool = self.relay.spool.clone();
         let size = stored.len();
         let stored_envelope = envelope.clone();
-        let result = tokio::task::spawn_blocking(move || spool.store(&stored_envelope, &stored)).await;
+        let result =
+            tokio::task::spawn_blocking(move || spool.store(&stored_envelope, &stored)).await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -253,8 +284,12 @@ impl Submitter {
             }
         }
 
-        let mut domains: Vec<&str> =
-            envelope.recipients.iter().filter_map(|r| r.rsplit_once('@')).map(|(_, d)| d).collect();
+        let mut domains: Vec<&str> = envelope
+            .recipients
+            .iter()
+            .filter_map(|r| r.rsplit_once('@'))
+            .map(|(_, d)| d)
+            .collect();
         domains.sort_unstable();
         domains.dedup();
         let event = Event::MessageAccepted {
@@ -304,7 +339,8 @@ pub fn header_from_domain(message: &[u8]) -> Option<String> {
 pub fn new_message_id() -> String {
     let mut random = [0u8; 6];
     let rng = rustls::crypto::ring::default_provider().secure_random;
-    rng.fill(&mut random).expect("the system random source works");
+    rng.fill(&mut random)
+        .expect("the system random source works");
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

@@ -36,7 +36,11 @@ pub fn cipher_suites() -> Vec<SupportedCipherSuite> {
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(CryptoProvider {
         cipher_suites: cipher_suites(),
-        kx_groups: vec![ring::kx_group::X25519, ring::kx_group::SECP256R1, ring::kx_group::SECP384R1],
+        kx_groups: vec![
+            ring::kx_group::X25519,
+            ring::kx_group::SECP256R1,
+            ring::kx_group::SECP384R1,
+        ],
         ..ring::default_provider()
     })
 }
@@ -44,7 +48,11 @@ pub fn provider() -> Arc<CryptoProvider> {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("failed to read {what} from {path}: {reason}")]
-    Read { what: &'static str, path: PathBuf, reason: String },
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("no certificate in {0}")]
     Empty(PathBuf),
     #[error("failed to build the TLS configuration: {0}")]
@@ -52,10 +60,17 @@ pub enum TlsError {
 }
 
 /// Reads certificates from a PEM file.
-pub fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn read_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError::Read { what, path: path.into(), reason: e.to_string() })?;
+        .map_err(|e| TlsError::Read {
+            what,
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
     if certs.is_empty() {
         return Err(TlsError::Empty(path.into()));
     }

@@ -25,7 +25,11 @@ fn kill_9_under_load_loses_and_duplicates_no_accepted_message() {
     let mut load = Command::new(common::python())
         .arg(common::script("load.py"))
         .arg(fixture.ports.submissions.to_string())
-        .args([fixture.path("ca.pem"), fixture.path("client.pem"), fixture.path("client.key")])
+        .args([
+            fixture.path("ca.pem"),
+            fixture.path("client.pem"),
+            fixture.path("client.key"),
+        ])
         .arg("4")
         .arg(&stop)
         .stdout(Stdio::piped())
@@ -33,7 +37,10 @@ fn kill_9_under_load_loses_and_duplicates_no_accepted_message() {
         .unwrap();
     let stdout = load.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>()
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
     });
 
     for round in 0..6 {
@@ -50,7 +57,11 @@ fn kill_9_under_load_loses_and_duplicates_no_accepted_message() {
         .into_iter()
         .filter_map(|l| l.strip_prefix("accepted ").map(str::to_string))
         .collect();
-    assert!(accepted.len() >= 20, "the load generator got too few messages through: {}", accepted.len());
+    assert!(
+        accepted.len() >= 20,
+        "the load generator got too few messages through: {}",
+        accepted.len()
+    );
 
     fixture.start_sink();
     let left = fixture.wait_for_empty_spool();
@@ -67,7 +78,12 @@ fn kill_9_under_load_loses_and_duplicates_no_accepted_message() {
         *delivered.entry(seq).or_default() += 1;
     }
     for seq in &accepted {
-        assert_eq!(delivered.get(seq), Some(&1), "accepted message {seq} delivered {:?} times", delivered.get(seq));
+        assert_eq!(
+            delivered.get(seq),
+            Some(&1),
+            "accepted message {seq} delivered {:?} times",
+            delivered.get(seq)
+        );
     }
     let duplicates: Vec<_> = delivered.iter().filter(|(_, n)| **n > 1).collect();
     assert!(duplicates.is_empty(), "duplicated: {duplicates:?}");

@@ -25,8 +25,11 @@ fn final_stage() -> Vec<(String, String)> {
 }
 
 fn instruction(keyword: &str) -> String {
-    let found: Vec<String> =
-        final_stage().into_iter().filter(|(k, _)| k == keyword).map(|(_, a)| a).collect();
+    let found: Vec<String> = final_stage()
+        .into_iter()
+        .filter(|(k, _)| k == keyword)
+        .map(|(_, a)| a)
+        .collect();
     assert_eq!(found.len(), 1, "exactly one {keyword} in the final stage");
     found[0].clone()
 }
@@ -40,9 +43,15 @@ fn the_image_runs_the_relay_binary_from_its_build_path() {
         instruction("COPY"),
         "--from=build /src/target/release/mailwarden-relay /usr/local/bin/mailwarden-relay"
     );
-    assert_eq!(instruction("ENTRYPOINT"), "[\"/usr/local/bin/mailwarden-relay\"]");
+    assert_eq!(
+        instruction("ENTRYPOINT"),
+        "[\"/usr/local/bin/mailwarden-relay\"]"
+    );
     let config = format!("{}/{CONFIG_FILE_NAME}", defaults::CONFIG_DIR);
-    assert_eq!(instruction("CMD"), format!("[\"run\", \"--config\", \"{config}\"]"));
+    assert_eq!(
+        instruction("CMD"),
+        format!("[\"run\", \"--config\", \"{config}\"]")
+    );
 }
 
 #[test]
@@ -50,7 +59,11 @@ fn the_image_runs_as_the_non_root_relay_user() {
     let uid = defaults::RUN_AS_UID;
     assert_ne!(uid, 0);
     assert_eq!(instruction("USER"), format!("{uid}:{uid}"));
-    let from = dockerfile().lines().rfind(|l| l.starts_with("FROM ")).unwrap().to_string();
+    let from = dockerfile()
+        .lines()
+        .rfind(|l| l.starts_with("FROM "))
+        .unwrap()
+        .to_string();
     assert_eq!(from, "FROM gcr.io/distroless/cc-debian12:nonroot");
 }
 

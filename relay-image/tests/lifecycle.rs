@@ -15,24 +15,59 @@ fn a_permanently_refused_recipient_is_bounced_to_the_sender_with_a_signed_dsn() 
     let mut fixture = Fixture::new("bounce", "");
     fixture.start_relay();
     let sender = format!("billing@{DOMAIN}");
-    let replies = fixture.submit_python(false, Some("client"), &sender, "nobody@dest.test,ok@dest.test", &message("b1"));
+    let replies = fixture.submit_python(
+        false,
+        Some("client"),
+        &sender,
+        "nobody@dest.test,ok@dest.test",
+        &message("b1"),
+    );
     assert!(queued(replies.last().unwrap()), "{replies:?}");
 
     let delivered = fixture.wait_for_delivered(2);
     assert_eq!(delivered.len(), 2, "the message to ok@ and the DSN");
-    let (original, _) = delivered.iter().find(|(env, _)| env["to"][0] == "ok@dest.test").unwrap();
+    let (original, _) = delivered
+        .iter()
+        .find(|(env, _)| env["to"][0] == "ok@dest.test")
+        .unwrap();
     assert_eq!(original["from"], sender);
-    let (dsn_envelope, dsn) = delivered.iter().find(|(env, _)| env["to"][0] == sender).unwrap();
-    assert_eq!(dsn_envelope["from"], "<>", "a DSN has the null sender (aiosmtpd writes it as <>)");
+    let (dsn_envelope, dsn) = delivered
+        .iter()
+        .find(|(env, _)| env["to"][0] == sender)
+        .unwrap();
+    assert_eq!(
+        dsn_envelope["from"], "<>",
+        "a DSN has the null sender (aiosmtpd writes it as <>)"
+    );
     let text = String::from_utf8_lossy(dsn);
-    assert!(text.contains(&format!("From: Mail Delivery System <mailer-daemon@{DOMAIN}>\r\n")), "{text}");
-    assert!(text.contains("Final-Recipient: rfc822; nobody@dest.test\r\nAction: failed\r\nStatus: 5.0.0\r\n"), "{text}");
-    assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"), "{text}");
-    assert!(!text.contains("Your statement is ready"), "a DSN carries headers only");
+    assert!(
+        text.contains(&format!(
+            "From: Mail Delivery System <mailer-daemon@{DOMAIN}>\r\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Final-Recipient: rfc822; nobody@dest.test\r\nAction: failed\r\nStatus: 5.0.0\r\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Your statement is ready"),
+        "a DSN carries headers only"
+    );
     let (ok, lines) = fixture.dkim_verify(dsn);
     assert!(ok, "{lines:?}");
     assert_eq!(fixture.wait_for_empty_spool(), 0);
-    let bounced = fixture.audit_lines().into_iter().find(|l| l["event"] == "message-bounced").unwrap();
+    let bounced = fixture
+        .audit_lines()
+        .into_iter()
+        .find(|l| l["event"] == "message-bounced")
+        .unwrap();
     assert_eq!(bounced["recipients"], 1);
 }
 
@@ -40,7 +75,13 @@ fn a_permanently_refused_recipient_is_bounced_to_the_sender_with_a_signed_dsn() 
 fn a_temporarily_refused_recipient_stays_spooled_and_is_retried() {
     let mut fixture = Fixture::new("retry", "");
     fixture.start_relay();
-    let replies = fixture.submit_python(false, Some("client"), &format!("a@{DOMAIN}"), "later@dest.test", &message("r1"));
+    let replies = fixture.submit_python(
+        false,
+        Some("client"),
+        &format!("a@{DOMAIN}"),
+        "later@dest.test",
+        &message("r1"),
+    );
     assert!(queued(replies.last().unwrap()), "{replies:?}");
     // initial-retry-seconds = 1, max-retry-seconds = 2: several attempts within a few seconds.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -57,8 +98,13 @@ fn a_temporarily_refused_recipient_stays_spooled_and_is_retried() {
     };
     assert!(attempts >= 3, "only {attempts} attempts");
     assert!(fixture.delivered().is_empty());
-    let spooled = std::fs::read_dir(fixture.dir.join("spool/queue")).unwrap().count();
-    assert_eq!(spooled, 2, "the message and its delivery state stay in the spool");
+    let spooled = std::fs::read_dir(fixture.dir.join("spool/queue"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        spooled, 2,
+        "the message and its delivery state stay in the spool"
+    );
 }
 
 #[test]
@@ -106,16 +152,26 @@ print("sent", flush=True)
 
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while server_cert_fingerprint(&fixture) == before {
-        assert!(std::time::Instant::now() < deadline, "the new certificate was never served");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate was never served"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let log = std::fs::read_to_string(fixture.dir.join("relay.log")).unwrap();
-    assert!(log.contains("reloaded configuration, certificates and DKIM keys"), "{log}");
+    assert!(
+        log.contains("reloaded configuration, certificates and DKIM keys"),
+        "{log}"
+    );
 
     std::io::Write::write_all(client.stdin.as_mut().unwrap(), b"go\n").unwrap();
     line.clear();
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    assert_eq!(line.trim(), "sent", "the session opened before the reload still submits");
+    assert_eq!(
+        line.trim(),
+        "sent",
+        "the session opened before the reload still submits"
+    );
     client.wait().unwrap();
     assert_eq!(fixture.wait_for_delivered(1).len(), 1);
 }

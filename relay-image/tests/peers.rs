@@ -35,8 +35,10 @@ fn smtplib_with_a_client_certificate_is_delivered_with_both_signatures_valid() {
 
     let delivered = fixture.wait_for_delivered(2);
     assert_eq!(delivered.len(), 2, "one transaction per recipient domain");
-    let mut recipients: Vec<String> =
-        delivered.iter().map(|(env, _)| env["to"][0].as_str().unwrap().to_string()).collect();
+    let mut recipients: Vec<String> = delivered
+        .iter()
+        .map(|(env, _)| env["to"][0].as_str().unwrap().to_string())
+        .collect();
     recipients.sort();
     assert_eq!(recipients, ["clinic@other.test", "patient@dest.test"]);
     for (envelope, body) in &delivered {
@@ -52,7 +54,10 @@ fn smtplib_with_a_client_certificate_is_delivered_with_both_signatures_valid() {
             ]
         );
         let text = String::from_utf8_lossy(body);
-        assert!(text.contains("\r\n.leading dot\r\n"), "dot-stuffing must round-trip");
+        assert!(
+            text.contains("\r\n.leading dot\r\n"),
+            "dot-stuffing must round-trip"
+        );
         // Present headers are signed; absent ones are signed as empty so nobody can add them.
         let unfolded = text.replace("\r\n\t", "");
         assert!(
@@ -66,21 +71,39 @@ fn smtplib_with_a_client_certificate_is_delivered_with_both_signatures_valid() {
     }
 
     let audit = fixture.audit_lines();
-    let accepted = audit.iter().find(|l| l["event"] == "message-accepted").unwrap();
+    let accepted = audit
+        .iter()
+        .find(|l| l["event"] == "message-accepted")
+        .unwrap();
     assert_eq!(accepted["client"], CLIENT);
     assert_eq!(accepted["recipients"], 2);
-    assert_eq!(accepted["recipient_domains"], serde_json::json!(["dest.test", "other.test"]));
-    assert_eq!(accepted["selectors"], serde_json::json!([RSA_SELECTOR, ED_SELECTOR]));
+    assert_eq!(
+        accepted["recipient_domains"],
+        serde_json::json!(["dest.test", "other.test"])
+    );
+    assert_eq!(
+        accepted["selectors"],
+        serde_json::json!([RSA_SELECTOR, ED_SELECTOR])
+    );
     let success = audit.iter().find(|l| l["event"] == "auth-success").unwrap();
     assert_eq!(success["tls_version"], "TLSv1_3");
     let text = std::fs::read_to_string(fixture.dir.join("audit.jsonl")).unwrap();
-    assert!(!text.contains("statement-1") && !text.contains("Your statement"), "no subject or body");
+    assert!(
+        !text.contains("statement-1") && !text.contains("Your statement"),
+        "no subject or body"
+    );
 }
 
 #[test]
 fn smtplib_over_implicit_tls_is_accepted() {
     let fixture = started("smtplib-465");
-    let replies = fixture.submit_python(true, Some("client"), &format!("a@{DOMAIN}"), "x@dest.test", &message("m465"));
+    let replies = fixture.submit_python(
+        true,
+        Some("client"),
+        &format!("a@{DOMAIN}"),
+        "x@dest.test",
+        &message("m465"),
+    );
     assert_eq!(replies[0], "250 2.1.0 sender ok");
     assert_eq!(replies[1], "250 2.1.5 recipient ok");
     assert!(queued(&replies[2]), "{replies:?}");
@@ -90,33 +113,65 @@ fn smtplib_over_implicit_tls_is_accepted() {
 fn smtplib_without_a_client_certificate_gets_530() {
     let fixture = started("smtplib-nocert");
     for implicit in [false, true] {
-        let replies = fixture.submit_python(implicit, None, &format!("a@{DOMAIN}"), "x@dest.test", &message("n"));
-        assert_eq!(replies.last().unwrap(), "530 5.7.0 authentication required: present a client certificate");
+        let replies = fixture.submit_python(
+            implicit,
+            None,
+            &format!("a@{DOMAIN}"),
+            "x@dest.test",
+            &message("n"),
+        );
+        assert_eq!(
+            replies.last().unwrap(),
+            "530 5.7.0 authentication required: present a client certificate"
+        );
     }
-    let failures = fixture.audit_lines().iter().filter(|l| l["event"] == "auth-failure").count();
+    let failures = fixture
+        .audit_lines()
+        .iter()
+        .filter(|l| l["event"] == "auth-failure")
+        .count();
     assert_eq!(failures, 2);
 }
 
 #[test]
 fn smtplib_with_a_certificate_from_another_ca_fails_the_handshake() {
     let fixture = started("smtplib-otherca");
-    let replies =
-        fixture.submit_python(true, Some("other-client"), &format!("a@{DOMAIN}"), "x@dest.test", &message("o"));
+    let replies = fixture.submit_python(
+        true,
+        Some("other-client"),
+        &format!("a@{DOMAIN}"),
+        "x@dest.test",
+        &message("o"),
+    );
     assert_eq!(replies.len(), 1, "{replies:?}");
     assert!(replies[0].starts_with("tls-error "), "{replies:?}");
     assert!(replies[0].contains("TLSV1_ALERT_UNKNOWN_CA"), "{replies:?}");
     let audit = fixture.audit_lines();
     let failure = audit.iter().find(|l| l["event"] == "auth-failure").unwrap();
-    assert!(failure["reason"].as_str().unwrap().starts_with("tls handshake:"), "{failure}");
+    assert!(
+        failure["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("tls handshake:"),
+        "{failure}"
+    );
 }
 
 #[test]
 fn swaks_with_a_client_certificate_is_accepted() {
     let fixture = started("swaks-ok");
     let output = fixture.swaks(&[
-        "--tls", "--tls-cert", &fixture.path("client.pem"), "--tls-key", &fixture.path("client.key"),
-        "--from", &format!("billing@{DOMAIN}"), "--to", "patient@dest.test",
-        "--h-From", &format!("<billing@{DOMAIN}>"),
+        "--tls",
+        "--tls-cert",
+        &fixture.path("client.pem"),
+        "--tls-key",
+        &fixture.path("client.key"),
+        "--from",
+        &format!("billing@{DOMAIN}"),
+        "--to",
+        "patient@dest.test",
+        "--h-From",
+        &format!("<billing@{DOMAIN}>"),
     ]);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("<~  250 2.1.0 sender ok"), "{text}");
@@ -130,9 +185,18 @@ fn swaks_with_a_client_certificate_is_accepted() {
 #[test]
 fn swaks_without_a_client_certificate_gets_530() {
     let fixture = started("swaks-nocert");
-    let output = fixture.swaks(&["--tls", "--from", &format!("a@{DOMAIN}"), "--to", "x@dest.test"]);
+    let output = fixture.swaks(&[
+        "--tls",
+        "--from",
+        &format!("a@{DOMAIN}"),
+        "--to",
+        "x@dest.test",
+    ]);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<~* 530 5.7.0 authentication required: present a client certificate"), "{text}");
+    assert!(
+        text.contains("<~* 530 5.7.0 authentication required: present a client certificate"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -141,28 +205,66 @@ fn swaks_in_plaintext_gets_530_must_starttls() {
     let output = fixture.swaks(&["--from", &format!("a@{DOMAIN}"), "--to", "x@dest.test"]);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("<-  250 STARTTLS"), "{text}");
-    assert!(text.contains("<** 530 5.7.0 must issue a STARTTLS command first"), "{text}");
+    assert!(
+        text.contains("<** 530 5.7.0 must issue a STARTTLS command first"),
+        "{text}"
+    );
 }
 
 #[test]
 fn swaks_with_a_forged_sender_gets_553() {
     let fixture = started("swaks-forged");
-    let tls = ["--tls", "--tls-cert", &fixture.path("client.pem"), "--tls-key", &fixture.path("client.key")];
-    let output = fixture.swaks(&[&tls[..], &["--from", "ceo@bank.example", "--to", "x@dest.test"]].concat());
+    let tls = [
+        "--tls",
+        "--tls-cert",
+        &fixture.path("client.pem"),
+        "--tls-key",
+        &fixture.path("client.key"),
+    ];
+    let output = fixture.swaks(
+        &[
+            &tls[..],
+            &["--from", "ceo@bank.example", "--to", "x@dest.test"],
+        ]
+        .concat(),
+    );
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<~* 553 5.7.1 sender domain is not a sending domain of this relay"), "{text}");
+    assert!(
+        text.contains("<~* 553 5.7.1 sender domain is not a sending domain of this relay"),
+        "{text}"
+    );
 
     let sender = format!("a@{DOMAIN}");
-    let forged_header =
-        [&tls[..], &["--from", &sender, "--to", "x@dest.test", "--h-From", "<ceo@bank.example>"]].concat();
+    let forged_header = [
+        &tls[..],
+        &[
+            "--from",
+            &sender,
+            "--to",
+            "x@dest.test",
+            "--h-From",
+            "<ceo@bank.example>",
+        ],
+    ]
+    .concat();
     let output = fixture.swaks(&forged_header);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<~* 553 5.7.1 From header domain is not a sending domain of this relay"), "{text}");
+    assert!(
+        text.contains("<~* 553 5.7.1 From header domain is not a sending domain of this relay"),
+        "{text}"
+    );
 
-    let pending = [&tls[..], &["--from", "a@pending.st-olaf.test", "--to", "x@dest.test"]].concat();
+    let pending = [
+        &tls[..],
+        &["--from", "a@pending.st-olaf.test", "--to", "x@dest.test"],
+    ]
+    .concat();
     let output = fixture.swaks(&pending);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<~* 451 4.7.1 sending domain has no active DKIM selector yet"), "{text}");
+    assert!(
+        text.contains("<~* 451 4.7.1 sending domain has no active DKIM selector yet"),
+        "{text}"
+    );
     assert!(fixture.delivered().is_empty());
 }
 
@@ -190,7 +292,10 @@ sys.stdout.write(data.decode())
         key = fixture.path("client.key"),
         port = fixture.ports.submissions,
     );
-    let output = Command::new(common::python()).args(["-c", &script]).output().unwrap();
+    let output = Command::new(common::python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(text.matches("250 2.0.0 queued as").count(), 1, "{text}");
     assert!(text.ends_with("221 2.0.0 bye\r\n"), "{text}");
@@ -207,15 +312,33 @@ sys.stdout.write(data.decode())
 fn repeated_auth_failures_block_the_peer_and_are_audited() {
     let mut fixture = Fixture::new("block", "");
     let config = std::fs::read_to_string(fixture.dir.join("relay.toml")).unwrap();
-    std::fs::write(fixture.dir.join("relay.toml"), config.replace("max-failures = 5", "max-failures = 2")).unwrap();
+    std::fs::write(
+        fixture.dir.join("relay.toml"),
+        config.replace("max-failures = 5", "max-failures = 2"),
+    )
+    .unwrap();
     fixture.start_relay();
     for _ in 0..2 {
-        let replies = fixture.submit_python(false, None, &format!("a@{DOMAIN}"), "x@dest.test", &message("b"));
-        assert_eq!(replies.last().unwrap(), "530 5.7.0 authentication required: present a client certificate");
+        let replies = fixture.submit_python(
+            false,
+            None,
+            &format!("a@{DOMAIN}"),
+            "x@dest.test",
+            &message("b"),
+        );
+        assert_eq!(
+            replies.last().unwrap(),
+            "530 5.7.0 authentication required: present a client certificate"
+        );
     }
     let output = fixture.swaks(&["--quit-after", "BANNER"]);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<** 421 4.7.0 relay.st-olaf.test too many authentication failures, try later"), "{text}");
+    assert!(
+        text.contains(
+            "<** 421 4.7.0 relay.st-olaf.test too many authentication failures, try later"
+        ),
+        "{text}"
+    );
     let audit = fixture.audit_lines();
     let blocked = audit.iter().find(|l| l["event"] == "peer-blocked").unwrap();
     assert_eq!(blocked["peer"], "127.0.0.1");
@@ -224,43 +347,97 @@ fn repeated_auth_failures_block_the_peer_and_are_audited() {
 #[test]
 fn limits_give_exact_replies() {
     let fixture = started("limits");
-    let tls = ["--tls", "--tls-cert", &fixture.path("client.pem"), "--tls-key", &fixture.path("client.key")];
-    let output = fixture.swaks(&[&tls[..], &["--from", &format!("a@{DOMAIN}"), "--to", "a@d.test,b@d.test,c@d.test,d@d.test"]].concat());
+    let tls = [
+        "--tls",
+        "--tls-cert",
+        &fixture.path("client.pem"),
+        "--tls-key",
+        &fixture.path("client.key"),
+    ];
+    let output = fixture.swaks(
+        &[
+            &tls[..],
+            &[
+                "--from",
+                &format!("a@{DOMAIN}"),
+                "--to",
+                "a@d.test,b@d.test,c@d.test,d@d.test",
+            ],
+        ]
+        .concat(),
+    );
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<~* 452 4.5.3 too many recipients, at most 3 per message"), "{text}");
+    assert!(
+        text.contains("<~* 452 4.5.3 too many recipients, at most 3 per message"),
+        "{text}"
+    );
 
     let big = fixture.dir.join("big-body.txt");
     std::fs::write(&big, ("x".repeat(998) + "\r\n").repeat(250)).unwrap();
     let big = big.display().to_string();
-    let output = fixture.swaks(&[&tls[..], &["--from", &format!("a@{DOMAIN}"), "--to", "a@d.test", "--h-From", &format!("<a@{DOMAIN}>"), "--body", &big]].concat());
+    let output = fixture.swaks(
+        &[
+            &tls[..],
+            &[
+                "--from",
+                &format!("a@{DOMAIN}"),
+                "--to",
+                "a@d.test",
+                "--h-From",
+                &format!("<a@{DOMAIN}>"),
+                "--body",
+                &big,
+            ],
+        ]
+        .concat(),
+    );
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("<~* 552 5.3.4 message exceeds the maximum of 200000 bytes"), "{text}");
+    assert!(
+        text.contains("<~* 552 5.3.4 message exceeds the maximum of 200000 bytes"),
+        "{text}"
+    );
 }
 
 #[test]
 fn the_audit_chain_verifies_and_a_tampered_line_is_named() {
     let mut fixture = started("audit");
-    let replies = fixture.submit_python(false, Some("client"), &format!("a@{DOMAIN}"), "x@dest.test", &message("a1"));
+    let replies = fixture.submit_python(
+        false,
+        Some("client"),
+        &format!("a@{DOMAIN}"),
+        "x@dest.test",
+        &message("a1"),
+    );
     assert!(queued(replies.last().unwrap()), "{replies:?}");
     fixture.wait_for_delivered(1);
     fixture.wait_for_empty_spool();
     fixture.terminate_relay();
 
     let verify = |path: &str| {
-        Command::new(env!("CARGO_BIN_EXE_mailwarden-relay")).args(["audit", "verify", path]).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_mailwarden-relay"))
+            .args(["audit", "verify", path])
+            .output()
+            .unwrap()
     };
     let path = fixture.path("audit.jsonl");
     let lines = fixture.audit_lines().len();
     assert!(lines >= 3, "auth, accept and delivery are audited");
     let output = verify(&path);
     assert!(output.status.success());
-    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("audit log {path}: {lines} lines, chain intact\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("audit log {path}: {lines} lines, chain intact\n")
+    );
 
     let text = std::fs::read_to_string(&path).unwrap();
     let tampered = text.replacen("\"recipients\":1", "\"recipients\":0", 1);
     assert_ne!(tampered, text);
     std::fs::write(&path, &tampered).unwrap();
-    let line = tampered.lines().position(|l| l.contains("\"recipients\":0")).unwrap() + 1;
+    let line = tampered
+        .lines()
+        .position(|l| l.contains("\"recipients\":0"))
+        .unwrap()
+        + 1;
     let output = verify(&path);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
@@ -272,9 +449,21 @@ fn the_audit_chain_verifies_and_a_tampered_line_is_named() {
 #[test]
 fn health_readiness_and_metrics_are_served() {
     let fixture = started("admin");
-    assert_eq!(common::http_get(fixture.ports.admin, "/healthz").as_deref(), Some("ok\n"));
-    assert_eq!(common::http_get(fixture.ports.admin, "/readyz").as_deref(), Some("ready\n"));
-    let replies = fixture.submit_python(false, Some("client"), &format!("a@{DOMAIN}"), "x@dest.test", &message("m"));
+    assert_eq!(
+        common::http_get(fixture.ports.admin, "/healthz").as_deref(),
+        Some("ok\n")
+    );
+    assert_eq!(
+        common::http_get(fixture.ports.admin, "/readyz").as_deref(),
+        Some("ready\n")
+    );
+    let replies = fixture.submit_python(
+        false,
+        Some("client"),
+        &format!("a@{DOMAIN}"),
+        "x@dest.test",
+        &message("m"),
+    );
     assert!(queued(replies.last().unwrap()));
     let metrics = common::http_get(fixture.ports.admin, "/metrics").unwrap();
     assert!(metrics.contains("# TYPE mailwarden_relay_messages_accepted_total counter\nmailwarden_relay_messages_accepted_total 1\n"), "{metrics}");

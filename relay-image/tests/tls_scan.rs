@@ -13,7 +13,16 @@ fn scan(fixture: &Fixture, port: u16, starttls: bool, name: &str) -> HashMap<Str
     require_tool("testssl", "testssl.sh");
     let json = fixture.dir.join(format!("testssl-{name}.json"));
     let mut command = Command::new("testssl");
-    command.args(["--quiet", "--color", "0", "--warnings", "off", "--fast", "--ip", "127.0.0.1"]);
+    command.args([
+        "--quiet",
+        "--color",
+        "0",
+        "--warnings",
+        "off",
+        "--fast",
+        "--ip",
+        "127.0.0.1",
+    ]);
     command.args(["--protocols", "--std", "--fs"]);
     command.arg("--jsonfile").arg(&json);
     if starttls {
@@ -22,12 +31,20 @@ fn scan(fixture: &Fixture, port: u16, starttls: bool, name: &str) -> HashMap<Str
     command.arg(format!("localhost:{port}"));
     let output = command.output().unwrap();
     let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
-        panic!("testssl wrote no JSON ({e}): {}", String::from_utf8_lossy(&output.stdout))
+        panic!(
+            "testssl wrote no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
     });
     let findings: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
     findings
         .iter()
-        .map(|f| (f["id"].as_str().unwrap().to_string(), f["finding"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap().to_string(),
+                f["finding"].as_str().unwrap().to_string(),
+            )
+        })
         .collect::<HashMap<_, _>>()
         .tap_missing(&json)
 }
@@ -39,7 +56,11 @@ trait TapMissing {
 impl TapMissing for HashMap<String, String> {
     /// Fails with the file's path when testssl.sh reported none of the expected findings.
     fn tap_missing(self, path: &std::path::Path) -> Self {
-        assert!(self.contains_key("TLS1_2"), "no protocol findings in {}", path.display());
+        assert!(
+            self.contains_key("TLS1_2"),
+            "no protocol findings in {}",
+            path.display()
+        );
         self
     }
 }

@@ -176,7 +176,12 @@ pub struct Delivery {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", rename_all_fields = "kebab-case", tag = "kind")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    tag = "kind"
+)]
 pub enum DeliveryMode {
     /// Look up each recipient domain's MX and deliver with STARTTLS required.
     Direct {
@@ -233,7 +238,10 @@ pub enum ConfigError {
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field: field.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 impl RelayConfig {
@@ -255,7 +263,10 @@ impl RelayConfig {
             return Err(invalid("tenant", "must not be empty"));
         }
         if !is_dns_name(&self.hostname) {
-            return Err(invalid("hostname", format!("{:?} is not a DNS name", self.hostname)));
+            return Err(invalid(
+                "hostname",
+                format!("{:?} is not a DNS name", self.hostname),
+            ));
         }
 
         let ports = [
@@ -283,7 +294,10 @@ impl RelayConfig {
             }
             let name = domain.domain.to_ascii_lowercase();
             if seen.contains(&name) {
-                return Err(invalid(format!("{field}.domain"), format!("{name} is listed twice")));
+                return Err(invalid(
+                    format!("{field}.domain"),
+                    format!("{name} is listed twice"),
+                ));
             }
             seen.push(name);
             for (j, selector) in domain.selectors.iter().enumerate() {
@@ -307,7 +321,10 @@ impl RelayConfig {
         }
 
         if self.delivery.per_destination_concurrency == 0 {
-            return Err(invalid("delivery.per-destination-concurrency", "must be above 0"));
+            return Err(invalid(
+                "delivery.per-destination-concurrency",
+                "must be above 0",
+            ));
         }
         if self.delivery.initial_retry_seconds == 0 {
             return Err(invalid("delivery.initial-retry-seconds", "must be above 0"));
@@ -336,9 +353,9 @@ impl RelayConfig {
             }
         }
         if let Some(target) = &self.delivery.mx_override {
-            let valid = target
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+            let valid = target.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
             if !valid {
                 return Err(invalid(
                     "delivery.mx-override",
@@ -363,7 +380,9 @@ impl RelayConfig {
 
     /// The signing selectors for a sender domain, matched case-insensitively.
     pub fn domain(&self, domain: &str) -> Option<&SendingDomain> {
-        self.sending_domains.iter().find(|d| d.domain.eq_ignore_ascii_case(domain))
+        self.sending_domains
+            .iter()
+            .find(|d| d.domain.eq_ignore_ascii_case(domain))
     }
 }
 
@@ -371,7 +390,9 @@ impl RelayConfig {
 pub fn is_dns_label(label: &str) -> bool {
     !label.is_empty()
         && label.len() <= 63
-        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !label.starts_with('-')
         && !label.ends_with('-')
 }

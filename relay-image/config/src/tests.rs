@@ -55,16 +55,24 @@ fn example() -> RelayConfig {
 }
 
 fn reason(config: &RelayConfig) -> String {
-    config.validate().expect_err("configuration must be refused").to_string()
+    config
+        .validate()
+        .expect_err("configuration must be refused")
+        .to_string()
 }
 
 #[test]
 fn example_round_trips_through_toml() {
     let config = example();
-    assert_eq!(config.sending_domains[0].selectors[0].algorithm, DkimAlgorithm::RsaSha256);
+    assert_eq!(
+        config.sending_domains[0].selectors[0].algorithm,
+        DkimAlgorithm::RsaSha256
+    );
     assert_eq!(
         config.delivery.mode,
-        DeliveryMode::Direct { fallback_tls: FallbackTls::Verify }
+        DeliveryMode::Direct {
+            fallback_tls: FallbackTls::Verify
+        }
     );
     assert_eq!(RelayConfig::from_toml(&config.to_toml()).unwrap(), config);
 }
@@ -80,7 +88,10 @@ fn unknown_field_is_refused_by_name() {
 fn bad_values_name_their_field() {
     let mut config = example();
     config.hostname = "relay".into();
-    assert_eq!(reason(&config), "invalid relay configuration: hostname: \"relay\" is not a DNS name");
+    assert_eq!(
+        reason(&config),
+        "invalid relay configuration: hostname: \"relay\" is not a DNS name"
+    );
 
     let mut config = example();
     config.listen.admin_port = 465;
@@ -98,7 +109,9 @@ fn bad_values_name_their_field() {
     );
 
     let mut config = example();
-    config.sending_domains.push(config.sending_domains[0].clone());
+    config
+        .sending_domains
+        .push(config.sending_domains[0].clone());
     config.sending_domains[1].domain = "MAIL.st-olaf.example".into();
     assert_eq!(
         reason(&config),
@@ -152,7 +165,10 @@ fn added_delivery_and_drain_fields_default_and_validate() {
         "[delivery]\nmx-override = \"localhost:2525\"\ntrust-anchors-file = \"/tmp/ca.pem\"\n",
     );
     let config = RelayConfig::from_toml(&with_override).unwrap();
-    assert_eq!(config.delivery.mx_override.as_deref(), Some("localhost:2525"));
+    assert_eq!(
+        config.delivery.mx_override.as_deref(),
+        Some("localhost:2525")
+    );
     assert_eq!(RelayConfig::from_toml(&config.to_toml()).unwrap(), config);
 
     let bad = EXAMPLE.replace("[delivery]\n", "[delivery]\nmx-override = \"localhost\"\n");

@@ -62,6 +62,10 @@ fuzz_target!(|input: &[u8]| {
         let mut wire = b"\r\n".to_vec();
         wire.extend_from_slice(&dot_stuffed(&message));
         let first_end = wire.windows(5).position(|w| w == b"\r\n.\r\n");
-        assert_eq!(first_end, Some(wire.len() - 5), "a second end of data inside the message");
+        assert_eq!(
+            first_end,
+            Some(wire.len() - 5),
+            "a second end of data inside the message"
+        );
     }
 });

@@ -8,8 +8,11 @@ fn temp_log(name: &str) -> PathBuf {
 
 fn write_three(path: &Path) {
     let log = AuditLog::open(path, "st-olaf").unwrap();
-    log.record(&Event::AuthFailure { peer: "10.0.0.1:1234".into(), reason: "no client certificate" })
-        .unwrap();
+    log.record(&Event::AuthFailure {
+        peer: "10.0.0.1:1234".into(),
+        reason: "no client certificate",
+    })
+    .unwrap();
     log.record(&Event::AuthSuccess {
         peer: "10.0.0.2:5678".into(),
         client: "billing",
@@ -17,7 +20,12 @@ fn write_three(path: &Path) {
         tls_suite: "TLS13_AES_256_GCM_SHA384",
     })
     .unwrap();
-    log.record(&Event::MessageBounced { id: "m1", recipients: 2, dsn: "m2" }).unwrap();
+    log.record(&Event::MessageBounced {
+        id: "m1",
+        recipients: 2,
+        dsn: "m2",
+    })
+    .unwrap();
 }
 
 #[test]
@@ -46,7 +54,10 @@ fn editing_a_line_is_reported_at_that_line() {
     let error = verify(&path).unwrap_err().to_string();
     assert_eq!(
         error,
-        format!("audit log {} line 2: hash does not match the line's content", path.display())
+        format!(
+            "audit log {} line 2: hash does not match the line's content",
+            path.display()
+        )
     );
 }
 
@@ -55,12 +66,20 @@ fn removing_a_line_is_reported_at_the_next_line() {
     let path = temp_log("remove");
     write_three(&path);
     let text = std::fs::read_to_string(&path).unwrap();
-    let kept: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| l).collect();
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| l)
+        .collect();
     std::fs::write(&path, kept.join("\n") + "\n").unwrap();
     let error = verify(&path).unwrap_err().to_string();
     assert_eq!(
         error,
-        format!("audit log {} line 2: prev does not match the hash of the line before", path.display())
+        format!(
+            "audit log {} line 2: prev does not match the hash of the line before",
+            path.display()
+        )
     );
 }
 
@@ -69,7 +88,10 @@ fn opening_a_broken_log_is_refused() {
     let path = temp_log("refuse");
     write_three(&path);
     std::fs::write(&path, "garbage\n").unwrap();
-    assert!(matches!(AuditLog::open(&path, "st-olaf"), Err(AuditError::Broken { line: 1, .. })));
+    assert!(matches!(
+        AuditLog::open(&path, "st-olaf"),
+        Err(AuditError::Broken { line: 1, .. })
+    ));
 }
 
 #[test]
@@ -83,7 +105,12 @@ fn a_torn_last_line_is_cut_and_recorded() {
     let log = AuditLog::open(&path, "st-olaf").unwrap();
     drop(log);
     assert_eq!(verify(&path).unwrap().0, 4);
-    let last = std::fs::read_to_string(&path).unwrap().lines().last().unwrap().to_string();
+    let last = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
     let last: Value = serde_json::from_str(&last).unwrap();
     assert_eq!(last["event"], "torn-line-dropped");
     assert_eq!(last["bytes"], 13);

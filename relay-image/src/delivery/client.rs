@@ -42,20 +42,37 @@ pub enum RecipientResult {
 #[derive(Debug, thiserror::Error)]
 pub enum HandoverError {
     #[error("failed to connect to {host} ({address}): {source}")]
-    Connect { host: String, address: SocketAddr, source: std::io::Error },
+    Connect {
+        host: String,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("connection to {host} failed: {reason}")]
     Dialogue { host: String, reason: String },
     #[error("{host} does not offer STARTTLS; refusing to send in plaintext")]
     NoStartTls { host: String },
     #[error("TLS with {host} failed: {source}")]
-    Tls { host: String, source: std::io::Error },
+    Tls {
+        host: String,
+        source: std::io::Error,
+    },
     #[error("{host} refused the transaction: {reply}")]
-    Refused { host: String, reply: String, permanent: bool },
+    Refused {
+        host: String,
+        reply: String,
+        permanent: bool,
+    },
 }
 
 impl HandoverError {
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Refused { permanent: true, .. })
+        matches!(
+            self,
+            Self::Refused {
+                permanent: true,
+                ..
+            }
+        )
     }
 }
 
@@ -73,7 +90,9 @@ impl ServerReply {
 
     fn has_extension(&self, name: &str) -> bool {
         self.lines.iter().skip(1).any(|l| {
-            l.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(name))
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case(name))
         })
     }
 }
@@ -81,13 +100,25 @@ impl ServerReply {
 /// Runs a whole transaction; returns a result per recipient.
 pub async fn hand_over(h: &Handover<'_>) -> Result<Vec<RecipientResult>, HandoverError> {
     let host = h.host.to_string();
-    let dialogue = |reason: String| HandoverError::Dialogue { host: host.clone(), reason };
-    let socket = if h.address.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
-    let connect_error =
-        |source| HandoverError::Connect { host: host.clone(), address: h.address, source };
+    let dialogue = |reason: String| HandoverError::Dialogue {
+        host: host.clone(),
+        reason,
+    };
+    let socket = if h.address.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    };
+    let connect_error = |source| HandoverError::Connect {
+        host: host.clone(),
+        address: h.address,
+        source,
+    };
     let socket = socket.map_err(connect_error)?;
     if let Some(source) = h.source.filter(|s| s.is_ipv4() == h.address.is_ipv4()) {
-        socket.bind(SocketAddr::new(source, 0)).map_err(connect_error)?;
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(connect_error)?;
     }
     let stream = tokio::time::timeout(STEP_TIMEOUT, socket.connect(h.address))
         .await
@@ -95,13 +126,26 @@ pub async fn hand_over(h: &Handover<'_>) -> Result<Vec<RecipientResult>, Handove
         .map_err(connect_error)?;
     let mut plain = Wire::new(stream);
 
-    expect(&plain.read_reply().await.map_err(&dialogue)?, 220, h.host, false)?;
-    let ehlo = plain.command(&format!("EHLO {}", h.helo)).await.map_err(&dialogue)?;
+    expect(
+        &plain.read_reply().await.map_err(&dialogue)?,
+        220,
+        h.host,
+        false,
+    )?;
+    let ehlo = plain
+        .command(&format!("EHLO {}", h.helo))
+        .await
+        .map_err(&dialogue)?;
     expect(&ehlo, 250, h.host, false)?;
     if !ehlo.has_extension("STARTTLS") {
         return Err(HandoverError::NoStartTls { host });
     }
-    expect(&plain.command("STARTTLS").await.map_err(&dialogue)?, 220, h.host, false)?;
+    expect(
+        &plain.command("STARTTLS").await.map_err(&dialogue)?,
+        220,
+        h.host,
+        false,
+    )?;
 
     let config = ClientConfig::builder_with_provider(crate::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -113,14 +157,24 @@ pub async fn hand_over(h: &Handover<'_>) -> Result<Vec<RecipientResult>, Handove
     let tls = TlsConnector::from(Arc::new(config))
         .connect(name, plain.stream)
         .await
-        .map_err(|source| HandoverError::Tls { host: host.clone(), source })?;
+        .map_err(|source| HandoverError::Tls {
+            host: host.clone(),
+            source,
+        })?;
     let mut wire = Wire::new(tls);
 
-    let ehlo = wire.command(&format!("EHLO {}", h.helo)).await.map_err(&dialogue)?;
+    let ehlo = wire
+        .command(&format!("EHLO {}", h.helo))
+        .await
+        .map_err(&dialogue)?;
     expect(&ehlo, 250, h.host, false)?;
     if let Some((user, password)) = &h.credentials {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-        let reply = wire.command(&format!("AUTH PLAIN {token}")).await.map_err(&dialogue)?;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        let reply = wire
+            .command(&format!("AUTH PLAIN {token}"))
+            .await
+            .map_err(&dialogue)?;
         expect(&reply, 235, h.host, false)?;
     }
     let mut mail = format!("MAIL FROM:<{}>", h.sender);
@@ -137,11 +191,19 @@ pub async fn hand_over(h: &Handover<'_>) -> Result<Vec<RecipientResult>, Handove
         }
         mail.push_str(" REQUIRETLS");
     }
-    expect(&wire.command(&mail).await.map_err(&dialogue)?, 250, h.host, true)?;
+    expect(
+        &wire.command(&mail).await.map_err(&dialogue)?,
+        250,
+        h.host,
+        true,
+    )?;
 
     let mut results = Vec::new();
     for recipient in h.recipients {
-        let reply = wire.command(&format!("RCPT TO:<{recipient}>")).await.map_err(&dialogue)?;
+        let reply = wire
+            .command(&format!("RCPT TO:<{recipient}>"))
+            .await
+            .map_err(&dialogue)?;
         results.push(match reply.code {
             200..=299 => RecipientResult::Delivered,
             500..=599 => RecipientResult::Refused(reply.text()),
@@ -154,7 +216,9 @@ pub async fn hand_over(h: &Handover<'_>) -> Result<Vec<RecipientResult>, Handove
     }
     let data = wire.command("DATA").await.map_err(&dialogue)?;
     expect(&data, 354, h.host, true)?;
-    wire.send(&dot_stuffed(h.message)).await.map_err(&dialogue)?;
+    wire.send(&dot_stuffed(h.message))
+        .await
+        .map_err(&dialogue)?;
     let end = wire.read_reply().await.map_err(&dialogue)?;
     let _ = wire.command("QUIT").await;
     let outcome = match end.code {
@@ -164,7 +228,13 @@ pub async fn hand_over(h: &Handover<'_>) -> Result<Vec<RecipientResult>, Handove
     };
     Ok(results
         .into_iter()
-        .map(|r| if r == RecipientResult::Delivered { outcome.clone() } else { r })
+        .map(|r| {
+            if r == RecipientResult::Delivered {
+                outcome.clone()
+            } else {
+                r
+            }
+        })
         .collect())
 }
 
@@ -173,7 +243,11 @@ fn expect(reply: &ServerReply, code: u16, host: &str, refusal: bool) -> Result<(
         return Ok(());
     }
     let permanent = refusal && reply.code >= 500;
-    Err(HandoverError::Refused { host: host.into(), reply: reply.text(), permanent })
+    Err(HandoverError::Refused {
+        host: host.into(),
+        reply: reply.text(),
+        permanent,
+    })
 }
 
 /// The message as sent after DATA: lines starting with a dot get another, and the terminator.
@@ -202,7 +276,10 @@ struct Wire<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     fn new(stream: S) -> Self {
-        Self { stream, buf: Vec::new() }
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     async fn command(&mut self, line: &str) -> Result<ServerReply, String> {
@@ -241,7 +318,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         loop {
             if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=end).collect();
-                let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
                 return Ok(text);
             }
             if self.buf.len() > 65536 {

@@ -65,7 +65,12 @@ impl Tlsa {
         if data.is_empty() || expected_len.is_some_and(|len| data.len() != len) {
             return None;
         }
-        Some(Self { usage, selector, matching, data })
+        Some(Self {
+            usage,
+            selector,
+            matching,
+            data,
+        })
     }
 
     /// Whether a certificate matches this record.
@@ -116,7 +121,11 @@ mod tests {
     #[test]
     fn full_certificate_and_sha512_matching() {
         let mx = cert("mx.example.net");
-        assert!(Tlsa::usable(3, 0, 0, mx.as_ref().to_vec()).unwrap().matches(&mx));
+        assert!(
+            Tlsa::usable(3, 0, 0, mx.as_ref().to_vec())
+                .unwrap()
+                .matches(&mx)
+        );
         let digest = Sha512::digest(mx.as_ref()).to_vec();
         assert!(Tlsa::usable(2, 0, 2, digest).unwrap().matches(&mx));
     }

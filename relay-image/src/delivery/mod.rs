@@ -35,7 +35,11 @@ pub async fn run(relay: Arc<Relay>, mut queued: mpsc::UnboundedReceiver<String>)
             return;
         }
     };
-    let queue = Arc::new(Queue { relay: relay.clone(), router, limits: Mutex::default() });
+    let queue = Arc::new(Queue {
+        relay: relay.clone(),
+        router,
+        limits: Mutex::default(),
+    });
     let mut schedule: HashMap<String, u64> = HashMap::new();
     for id in relay.spool.message_ids().unwrap_or_default() {
         let next = relay.spool.state(&id).map(|s| s.next_attempt).unwrap_or(0);
@@ -45,7 +49,10 @@ pub async fn run(relay: Arc<Relay>, mut queued: mpsc::UnboundedReceiver<String>)
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, Option<u64>)>();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
-        relay.metrics.spool_messages.store(schedule.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        relay
+            .metrics
+            .spool_messages
+            .store(schedule.len() as u64, std::sync::atomic::Ordering::Relaxed);
         tokio::select! {
             Some(id) = queued.recv() => { schedule.insert(id, 0); }
             Some((id, next)) = done_rx.recv() => {
@@ -95,14 +102,19 @@ impl Queue {
 
         let mut by_domain: Vec<(String, Vec<String>)> = Vec::new();
         for recipient in state.pending(&envelope) {
-            let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+            let domain = recipient
+                .rsplit_once('@')
+                .map_or("", |(_, d)| d)
+                .to_ascii_lowercase();
             match by_domain.iter_mut().find(|(d, _)| *d == domain) {
                 Some((_, list)) => list.push(recipient.to_string()),
                 None => by_domain.push((domain, vec![recipient.to_string()])),
             }
         }
         for (domain, recipients) in by_domain {
-            let outcome = self.deliver_domain(&envelope, &message, &domain, &recipients).await;
+            let outcome = self
+                .deliver_domain(&envelope, &message, &domain, &recipients)
+                .await;
             for (recipient, result) in recipients.iter().zip(outcome) {
                 match result {
                     RecipientResult::Delivered => {
@@ -127,10 +139,17 @@ impl Queue {
         state.attempts += 1;
         let now = unix_now();
         let expired = now.saturating_sub(envelope.received_at) >= config.delivery.max_age_seconds;
-        let pending: Vec<String> = state.pending(&envelope).into_iter().map(String::from).collect();
+        let pending: Vec<String> = state
+            .pending(&envelope)
+            .into_iter()
+            .map(String::from)
+            .collect();
         if !pending.is_empty() && !expired {
             let shift = (state.attempts - 1).min(30);
-            let delay = config.delivery.initial_retry_seconds.saturating_mul(1 << shift);
+            let delay = config
+                .delivery
+                .initial_retry_seconds
+                .saturating_mul(1 << shift);
             state.next_attempt = now + delay.min(config.delivery.max_retry_seconds);
             if let Err(error) = spool.save_state(id, &state) {
                 tracing::error!(%error, %id, "failed to record the next attempt");
@@ -138,7 +157,10 @@ impl Queue {
             return Some(state.next_attempt);
         }
         for recipient in pending {
-            let reason = format!("message expired in the queue; last error: {}", state.last_error);
+            let reason = format!(
+                "message expired in the queue; last error: {}",
+                state.last_error
+            );
             state.failed.push((recipient, reason));
         }
         if !state.failed.is_empty() && !envelope.sender.is_empty() {
@@ -166,14 +188,22 @@ impl Queue {
         let semaphore = {
             let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
             let per_destination = config.delivery.per_destination_concurrency as usize;
-            limits.entry(limit_key).or_insert_with(|| Arc::new(Semaphore::new(per_destination))).clone()
+            limits
+                .entry(limit_key)
+                .or_insert_with(|| Arc::new(Semaphore::new(per_destination)))
+                .clone()
         };
-        let _permit = semaphore.acquire_owned().await.expect("semaphores are never closed");
+        let _permit = semaphore
+            .acquire_owned()
+            .await
+            .expect("semaphores are never closed");
 
         let all = |result: RecipientResult| vec![result; recipients.len()];
         let destinations = match self.router.destinations(config, domain).await {
             Ok(destinations) => destinations,
-            Err(error) if error.is_permanent() => return all(RecipientResult::Refused(error.to_string())),
+            Err(error) if error.is_permanent() => {
+                return all(RecipientResult::Refused(error.to_string()));
+            }
             Err(error) => return all(RecipientResult::Deferred(error.to_string())),
         };
         let credentials = smarthost_credentials(config);
@@ -212,7 +242,9 @@ impl Queue {
                 });
                 match result {
                     Ok(results) => return results,
-                    Err(error) if error.is_permanent() => return all(RecipientResult::Refused(error.to_string())),
+                    Err(error) if error.is_permanent() => {
+                        return all(RecipientResult::Refused(error.to_string()));
+                    }
                     Err(error) => last = error.to_string(),
                 }
             }
@@ -225,8 +257,14 @@ impl Queue {
         let snapshot = self.relay.snapshot();
         let sender_domain = envelope.sender.rsplit_once('@').map_or("", |(_, d)| d);
         let id = crate::submission::new_message_id();
-        let report =
-            dsn::build(&snapshot.config.hostname, &envelope.id, &envelope.sender, sender_domain, &state.failed, message);
+        let report = dsn::build(
+            &snapshot.config.hostname,
+            &envelope.id,
+            &envelope.sender,
+            sender_domain,
+            &state.failed,
+            message,
+        );
         let signed = match snapshot.signer.sign(sender_domain, &report) {
             Ok((signatures, _)) => [signatures.into_bytes(), report].concat(),
             Err(error) => {
@@ -258,13 +296,21 @@ impl Queue {
 }
 
 /// Reads the smarthost's `username` and `password` files, if configured.
-fn smarthost_credentials(config: &mailwarden_relay_config::RelayConfig) -> Option<(String, String)> {
-    let mailwarden_relay_config::DeliveryMode::Smarthost { credentials_dir: Some(dir), .. } =
-        &config.delivery.mode
+fn smarthost_credentials(
+    config: &mailwarden_relay_config::RelayConfig,
+) -> Option<(String, String)> {
+    let mailwarden_relay_config::DeliveryMode::Smarthost {
+        credentials_dir: Some(dir),
+        ..
+    } = &config.delivery.mode
     else {
         return None;
     };
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok().map(|s| s.trim().to_string());
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
     Some((read("username")?, read("password")?))
 }
 

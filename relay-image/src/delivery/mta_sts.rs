@@ -55,7 +55,9 @@ pub fn parse(text: &str) -> Result<Policy, PolicyError> {
     let mut max_age = None;
     let mut mx = Vec::new();
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         match key.trim() {
             "version" => version = value == "STSv1",
@@ -68,8 +70,13 @@ pub fn parse(text: &str) -> Result<Policy, PolicyError> {
                 }
             }
             "max_age" => {
-                let valid = !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit());
-                max_age = valid.then(|| value.parse::<u64>().ok()).flatten().map(|a| a.min(MAX_AGE_CAP));
+                let valid = !value.is_empty()
+                    && value.len() <= 10
+                    && value.bytes().all(|b| b.is_ascii_digit());
+                max_age = valid
+                    .then(|| value.parse::<u64>().ok())
+                    .flatten()
+                    .map(|a| a.min(MAX_AGE_CAP));
                 if max_age.is_none() {
                     return Err(PolicyError::MaxAge);
                 }
@@ -94,12 +101,14 @@ impl Policy {
     /// leftmost label.
     pub fn allows(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.mx.iter().any(|pattern| match pattern.strip_prefix("*.") {
-            Some(parent) => host
-                .split_once('.')
-                .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
-            None => *pattern == host,
-        })
+        self.mx
+            .iter()
+            .any(|pattern| match pattern.strip_prefix("*.") {
+                Some(parent) => host
+                    .split_once('.')
+                    .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+                None => *pattern == host,
+            })
     }
 }
 
@@ -115,21 +124,35 @@ pub fn txt_announces_policy(txt: &str) -> bool {
 }
 
 /// Fetches and parses `https://mta-sts.<domain>/.well-known/mta-sts.txt`.
-pub async fn fetch(domain: &str, port: u16, roots: Arc<ClientConfig>) -> Result<Policy, PolicyError> {
+pub async fn fetch(
+    domain: &str,
+    port: u16,
+    roots: Arc<ClientConfig>,
+) -> Result<Policy, PolicyError> {
     let host = format!("mta-sts.{domain}");
     let failed = |e: String| PolicyError::Fetch(e);
     let work = async {
-        let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| failed(e.to_string()))?;
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
         let name = ServerName::try_from(host.clone()).map_err(|e| failed(e.to_string()))?;
-        let mut tls = TlsConnector::from(roots).connect(name, tcp).await.map_err(|e| failed(e.to_string()))?;
+        let mut tls = TlsConnector::from(roots)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
         let request = format!(
             "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
         );
-        tls.write_all(request.as_bytes()).await.map_err(|e| failed(e.to_string()))?;
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
         let mut response = Vec::new();
         let mut chunk = [0u8; 8192];
         loop {
-            let n = tls.read(&mut chunk).await.map_err(|e| failed(e.to_string()))?;
+            let n = tls
+                .read(&mut chunk)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
             if n == 0 {
                 break;
             }
@@ -148,7 +171,10 @@ pub async fn fetch(domain: &str, port: u16, roots: Arc<ClientConfig>) -> Result<
 
 /// The body of a `200` response with a `text/plain` type, de-chunked when needed.
 pub fn http_body(response: &[u8]) -> Result<Vec<u8>, String> {
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no header end")?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no header end")?;
     let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
     let body = &response[split + 4..];
     let mut lines = head.lines();
@@ -156,8 +182,10 @@ pub fn http_body(response: &[u8]) -> Result<Vec<u8>, String> {
     if status.split_whitespace().nth(1) != Some("200") {
         return Err(format!("status line {status:?}"));
     }
-    let headers: Vec<(&str, &str)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim(), v.trim())).collect();
+    let headers: Vec<(&str, &str)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
     let header = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
     if !header("content-type").is_some_and(|t| t.starts_with("text/plain")) {
         return Err("content type is not text/plain".into());
@@ -171,7 +199,10 @@ pub fn http_body(response: &[u8]) -> Result<Vec<u8>, String> {
 fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n").ok_or("bad chunk")?;
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("bad chunk")?;
         let size_text = String::from_utf8_lossy(&body[..line_end]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|_| "bad chunk size")?;

@@ -36,7 +36,11 @@ pub enum RouteError {
     #[error("failed to set up the DNS resolver: {0}")]
     Resolver(String),
     #[error("failed to look up {what} for {name}: {reason}")]
-    Lookup { what: &'static str, name: String, reason: String },
+    Lookup {
+        what: &'static str,
+        name: String,
+        reason: String,
+    },
     #[error("{0} publishes a null MX and accepts no mail")]
     NullMx(String),
     #[error("no MX host of {0} is allowed by its MTA-STS policy")]
@@ -93,7 +97,12 @@ impl Router {
             DeliveryMode::Smarthost { host, port, .. } => {
                 let addresses = self.addresses(host, *port).await?;
                 let verifier = self.pkix.clone();
-                return Ok(vec![Destination { host: host.clone(), addresses, verifier, policy: "smarthost" }]);
+                return Ok(vec![Destination {
+                    host: host.clone(),
+                    addresses,
+                    verifier,
+                    policy: "smarthost",
+                }]);
             }
             DeliveryMode::Direct { fallback_tls } => *fallback_tls,
         };
@@ -112,7 +121,12 @@ impl Router {
                 .map_err(|e| lookup_error("address", host, e))?
                 .collect();
             let (verifier, _) = fallback_verifier(host);
-            return Ok(vec![Destination { host: host.into(), addresses, verifier, policy: "override" }]);
+            return Ok(vec![Destination {
+                host: host.into(),
+                addresses,
+                verifier,
+                policy: "override",
+            }]);
         }
 
         let hosts = self.mx_hosts(domain).await?;
@@ -132,8 +146,15 @@ impl Router {
             } else {
                 fallback_verifier(&host)
             };
-            let Ok(addresses) = self.addresses(&host, 25).await else { continue };
-            destinations.push(Destination { host, addresses, verifier, policy: label });
+            let Ok(addresses) = self.addresses(&host, 25).await else {
+                continue;
+            };
+            destinations.push(Destination {
+                host,
+                addresses,
+                verifier,
+                policy: label,
+            });
         }
         if destinations.is_empty() && policy.is_some_and(|p| p.mode == Mode::Enforce) {
             return Err(RouteError::NoAllowedMx(domain.into()));
@@ -156,7 +177,10 @@ impl Router {
                 if mx.len() == 1 && mx[0].1 == "." {
                     return Err(RouteError::NullMx(domain.into()));
                 }
-                Ok(mx.into_iter().map(|(_, h)| h.trim_end_matches('.').to_string()).collect())
+                Ok(mx
+                    .into_iter()
+                    .map(|(_, h)| h.trim_end_matches('.').to_string())
+                    .collect())
             }
             Err(e) if e.is_no_records_found() => Ok(vec![domain.to_string()]),
             Err(e) => Err(lookup_error("MX", domain, e)),
@@ -190,7 +214,12 @@ impl Router {
             .filter_map(|r| r.try_borrow::<hickory_resolver::proto::rr::rdata::TLSA>())
             .filter_map(|r| {
                 let t = r.data();
-                Tlsa::usable(t.cert_usage.into(), t.selector.into(), t.matching.into(), t.cert_data.clone())
+                Tlsa::usable(
+                    t.cert_usage.into(),
+                    t.selector.into(),
+                    t.matching.into(),
+                    t.cert_data.clone(),
+                )
             })
             .collect()
     }
@@ -203,12 +232,24 @@ impl Router {
         {
             return policy.clone();
         }
-        let txt = self.resolver.txt_lookup(format!("_mta-sts.{domain}.")).await.ok();
+        let txt = self
+            .resolver
+            .txt_lookup(format!("_mta-sts.{domain}."))
+            .await
+            .ok();
         let announced = txt.is_some_and(|txt| {
-            txt.answers().iter().filter_map(|r| r.try_borrow::<hickory_resolver::proto::rr::rdata::TXT>()).any(|r| {
-                let text: String = r.data().txt_data.iter().map(|d| String::from_utf8_lossy(d)).collect();
-                mta_sts::txt_announces_policy(&text)
-            })
+            txt.answers()
+                .iter()
+                .filter_map(|r| r.try_borrow::<hickory_resolver::proto::rr::rdata::TXT>())
+                .any(|r| {
+                    let text: String = r
+                        .data()
+                        .txt_data
+                        .iter()
+                        .map(|d| String::from_utf8_lossy(d))
+                        .collect();
+                    mta_sts::txt_announces_policy(&text)
+                })
         });
         let policy = if announced {
             match mta_sts::fetch(domain, 443, self.policy_fetch.clone()).await {
@@ -230,7 +271,11 @@ impl Router {
 }
 
 fn lookup_error(what: &'static str, name: &str, error: impl std::fmt::Display) -> RouteError {
-    RouteError::Lookup { what, name: name.into(), reason: error.to_string() }
+    RouteError::Lookup {
+        what,
+        name: name.into(),
+        reason: error.to_string(),
+    }
 }
 
 fn resolver(servers: &[String], validate: bool) -> Result<TokioResolver, RouteError> {
@@ -247,9 +292,14 @@ fn resolver(servers: &[String], validate: bool) -> Result<TokioResolver, RouteEr
             }
             name_servers.push(ns);
         }
-        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(name_servers), provider)
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(name_servers),
+            provider,
+        )
     };
     let options: &mut ResolverOpts = builder.options_mut();
     options.validate = validate;
-    builder.build().map_err(|e| RouteError::Resolver(e.to_string()))
+    builder
+        .build()
+        .map_err(|e| RouteError::Resolver(e.to_string()))
 }

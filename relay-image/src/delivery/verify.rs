@@ -19,7 +19,9 @@ use super::dane::{Tlsa, TlsaUsage};
 
 /// Public roots plus extra anchors.
 pub fn pkix(extra: &[CertificateDer<'static>]) -> Arc<dyn ServerCertVerifier> {
-    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     for cert in extra {
         let _ = roots.add(cert.clone());
     }
@@ -39,7 +41,10 @@ pub fn encrypt_only() -> Arc<dyn ServerCertVerifier> {
 
 /// DANE verification against usable TLSA records.
 pub fn dane(records: Vec<Tlsa>) -> Arc<dyn ServerCertVerifier> {
-    Arc::new(Dane { records, provider: crate::tls::provider() })
+    Arc::new(Dane {
+        records,
+        provider: crate::tls::provider(),
+    })
 }
 
 #[derive(Debug)]
@@ -63,7 +68,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -72,7 +82,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -97,13 +112,21 @@ impl ServerCertVerifier for Dane {
     ) -> Result<ServerCertVerified, Error> {
         // DANE-EE: the server's own certificate matches; names and dates are not checked
         // (RFC 7672 section 3.1.1).
-        if self.records.iter().any(|r| r.usage == TlsaUsage::DaneEe && r.matches(end_entity)) {
+        if self
+            .records
+            .iter()
+            .any(|r| r.usage == TlsaUsage::DaneEe && r.matches(end_entity))
+        {
             return Ok(ServerCertVerified::assertion());
         }
         // DANE-TA: a certificate of the presented chain matches and becomes the trust anchor
         // for an ordinary chain and name check.
         for anchor in intermediates {
-            if self.records.iter().any(|r| r.usage == TlsaUsage::DaneTa && r.matches(anchor)) {
+            if self
+                .records
+                .iter()
+                .any(|r| r.usage == TlsaUsage::DaneTa && r.matches(anchor))
+            {
                 let mut roots = RootCertStore::empty();
                 roots.add(anchor.clone().into_owned())?;
                 return with_roots(roots).verify_server_cert(
@@ -115,7 +138,9 @@ impl ServerCertVerifier for Dane {
                 );
             }
         }
-        Err(Error::General("no TLSA record matches the server's certificate chain".into()))
+        Err(Error::General(
+            "no TLSA record matches the server's certificate chain".into(),
+        ))
     }
 
     fn verify_tls12_signature(
@@ -124,7 +149,12 @@ impl ServerCertVerifier for Dane {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -133,10 +163,17 @@ impl ServerCertVerifier for Dane {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -21,7 +21,9 @@ fn temp_dir(name: &str) -> PathBuf {
 fn a_stored_message_loads_back_byte_for_byte() {
     let dir = temp_dir("roundtrip");
     let spool = Spool::open(&dir).unwrap();
-    spool.store(&envelope("m1"), b"Subject: x\r\n\r\n\n{}\r\n").unwrap();
+    spool
+        .store(&envelope("m1"), b"Subject: x\r\n\r\n\n{}\r\n")
+        .unwrap();
 
     let reopened = Spool::open(&dir).unwrap();
     assert_eq!(reopened.message_ids().unwrap(), vec!["m1".to_string()]);
@@ -81,5 +83,11 @@ fn a_damaged_envelope_is_reported_with_its_path() {
     let spool = Spool::open(&dir).unwrap();
     fs::write(dir.join("queue/bad.msg"), b"not json\nbody").unwrap();
     let error = spool.load("bad").unwrap_err().to_string();
-    assert!(error.starts_with(&format!("spool file {} is damaged: bad envelope:", dir.join("queue/bad.msg").display())), "{error}");
+    assert!(
+        error.starts_with(&format!(
+            "spool file {} is damaged: bad envelope:",
+            dir.join("queue/bad.msg").display()
+        )),
+        "{error}"
+    );
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
 
 pub const DOMAIN: &str = "mail.st-olaf.test";
 pub const RSA_SELECTOR: &str = "mw-rsa-1";
@@ -21,14 +23,19 @@ pub fn require_tool(program: &str, package: &str) {
         .args(["-c", &format!("command -v {program}")])
         .output()
         .is_ok_and(|o| o.status.success());
-    assert!(found, "{program} is not installed: run `apt-get install {package}` (see e2e/setup.sh)");
+    assert!(
+        found,
+        "{program} is not installed: run `apt-get install {package}` (see e2e/setup.sh)"
+    );
 }
 
 /// The Python with aiosmtpd, dkimpy and pynacl: $MW_PYTHON or the project venv.
 pub fn python() -> PathBuf {
-    let python = std::env::var_os("MW_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mailwarden/venv/bin/python")
-    });
+    let python = std::env::var_os("MW_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mailwarden/venv/bin/python")
+        });
     let ok = Command::new(&python)
         .args(["-c", "import aiosmtpd, dkim, nacl"])
         .output()
@@ -43,11 +50,17 @@ pub fn python() -> PathBuf {
 }
 
 pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name)
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Ports {
@@ -93,8 +106,15 @@ fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
 }
 
 fn openssl(args: &[&str]) -> Vec<u8> {
-    let output = Command::new("openssl").args(args).output().expect("openssl runs");
-    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output.stdout
 }
 
@@ -130,10 +150,34 @@ impl Fixture {
 
         let rsa = dir.join("dkim-rsa.pem");
         let ed = dir.join("dkim-ed.pem");
-        fs::write(&rsa, openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])).unwrap();
+        fs::write(
+            &rsa,
+            openssl(&[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ]),
+        )
+        .unwrap();
         fs::write(&ed, openssl(&["genpkey", "-algorithm", "ed25519"])).unwrap();
-        let rsa_pub = openssl(&["pkey", "-in", rsa.to_str().unwrap(), "-pubout", "-outform", "DER"]);
-        let ed_pub = openssl(&["pkey", "-in", ed.to_str().unwrap(), "-pubout", "-outform", "DER"]);
+        let rsa_pub = openssl(&[
+            "pkey",
+            "-in",
+            rsa.to_str().unwrap(),
+            "-pubout",
+            "-outform",
+            "DER",
+        ]);
+        let ed_pub = openssl(&[
+            "pkey",
+            "-in",
+            ed.to_str().unwrap(),
+            "-pubout",
+            "-outform",
+            "DER",
+        ]);
         let records = serde_json::json!({
             format!("{RSA_SELECTOR}._domainkey.{DOMAIN}"): format!("v=DKIM1; k=rsa; p={}", base64(&rsa_pub)),
             format!("{ED_SELECTOR}._domainkey.{DOMAIN}"):
@@ -214,7 +258,13 @@ block-seconds = 600
         );
         fs::write(dir.join("relay.toml"), config).unwrap();
 
-        let mut fixture = Self { sink_dir: dir.join("sink"), dir, ports, relay: None, sink: None };
+        let mut fixture = Self {
+            sink_dir: dir.join("sink"),
+            dir,
+            ports,
+            relay: None,
+            sink: None,
+        };
         fixture.start_sink();
         fixture
     }
@@ -234,20 +284,30 @@ block-seconds = 600
     pub fn start_sink(&mut self) {
         let mut child = Command::new(python())
             .arg(script("sink.py"))
-            .args([&self.ports.sink.to_string(), &self.path("sink.pem"), &self.path("sink.key")])
+            .args([
+                &self.ports.sink.to_string(),
+                &self.path("sink.pem"),
+                &self.path("sink.key"),
+            ])
             .arg(&self.sink_dir)
             .stdout(Stdio::piped())
             .spawn()
             .expect("the sink starts");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(line.trim(), "ready", "sink did not start");
         self.sink = Some(child);
     }
 
     /// Starts the relay and waits until its admin port answers.
     pub fn start_relay(&mut self) {
-        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("relay.log")).unwrap();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("relay.log"))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_mailwarden-relay"))
             .args(["run", "--config", &self.path("relay.toml")])
             .stdout(Stdio::null())
@@ -258,7 +318,10 @@ block-seconds = 600
         let deadline = Instant::now() + Duration::from_secs(30);
         while http_get(self.ports.admin, "/healthz").is_none() {
             if let Some(status) = self.relay.as_mut().unwrap().try_wait().unwrap() {
-                panic!("relay exited with {status}: {}", fs::read_to_string(self.dir.join("relay.log")).unwrap());
+                panic!(
+                    "relay exited with {status}: {}",
+                    fs::read_to_string(self.dir.join("relay.log")).unwrap()
+                );
             }
             assert!(Instant::now() < deadline, "relay did not become healthy");
             std::thread::sleep(Duration::from_millis(50));
@@ -276,19 +339,29 @@ block-seconds = 600
     /// SIGTERMs the relay and returns its exit status.
     pub fn terminate_relay(&mut self) -> std::process::ExitStatus {
         let mut child = self.relay.take().expect("relay running");
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         child.wait().unwrap()
     }
 
     /// Messages the sink has stored, as (envelope JSON, message bytes).
     pub fn delivered(&self) -> Vec<(serde_json::Value, Vec<u8>)> {
         let mut out = Vec::new();
-        let mut entries: Vec<_> = fs::read_dir(&self.sink_dir).unwrap().flatten().map(|e| e.path()).collect();
+        let mut entries: Vec<_> = fs::read_dir(&self.sink_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         entries.sort();
         for path in entries {
             if path.extension().is_some_and(|e| e == "eml") {
                 let envelope = fs::read_to_string(path.with_extension("json")).unwrap();
-                out.push((serde_json::from_str(&envelope).unwrap(), fs::read(&path).unwrap()));
+                out.push((
+                    serde_json::from_str(&envelope).unwrap(),
+                    fs::read(&path).unwrap(),
+                ));
             }
         }
         out
@@ -311,7 +384,11 @@ block-seconds = 600
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let left = fs::read_dir(self.dir.join("spool/queue"))
-                .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "msg")).count())
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "msg"))
+                        .count()
+                })
                 .unwrap_or(0);
             if left == 0 || Instant::now() > deadline {
                 return left;
@@ -321,8 +398,19 @@ block-seconds = 600
     }
 
     /// Runs the smtplib submitter; returns its printed reply lines.
-    pub fn submit_python(&self, implicit: bool, cert: Option<&str>, from: &str, to: &str, message: &str) -> Vec<String> {
-        let port = if implicit { self.ports.submissions } else { self.ports.submission };
+    pub fn submit_python(
+        &self,
+        implicit: bool,
+        cert: Option<&str>,
+        from: &str,
+        to: &str,
+        message: &str,
+    ) -> Vec<String> {
+        let port = if implicit {
+            self.ports.submissions
+        } else {
+            self.ports.submission
+        };
         let mut command = Command::new(python());
         command
             .arg(script("submit.py"))
@@ -334,19 +422,35 @@ block-seconds = 600
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         if let Some(cert) = cert {
-            command.args([self.path(&format!("{cert}.pem")), self.path(&format!("{cert}.key"))]);
+            command.args([
+                self.path(&format!("{cert}.pem")),
+                self.path(&format!("{cert}.key")),
+            ]);
         }
         let mut child = command.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(message.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(message.as_bytes())
+            .unwrap();
         let output = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Runs swaks against the STARTTLS port with the given extra arguments.
     pub fn swaks(&self, args: &[&str]) -> Output {
         require_tool("swaks", "swaks");
         Command::new("swaks")
-            .args(["--server", &format!("localhost:{}", self.ports.submission), "--helo", "swaks.test"])
+            .args([
+                "--server",
+                &format!("localhost:{}", self.ports.submission),
+                "--helo",
+                "swaks.test",
+            ])
             .args(["--timeout", "30"])
             .args(args)
             .output()
@@ -363,7 +467,10 @@ block-seconds = 600
             .arg(self.dir.join("dkim-records.json"))
             .output()
             .unwrap();
-        let lines = String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect();
+        let lines = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
         (output.status.success(), lines)
     }
 

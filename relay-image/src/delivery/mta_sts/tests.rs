@@ -29,11 +29,28 @@ fn wildcards_match_exactly_one_label() {
 
 #[test]
 fn bad_policies_are_refused_with_the_reason() {
-    assert_eq!(parse("mode: enforce\nmx: a.b\nmax_age: 1\n"), Err(PolicyError::Version));
-    assert_eq!(parse("version: STSv1\nmode: strict\nmx: a.b\nmax_age: 1\n"), Err(PolicyError::Mode));
-    assert_eq!(parse("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n"), Err(PolicyError::MaxAge));
-    assert_eq!(parse("version: STSv1\nmode: enforce\nmax_age: 5\n"), Err(PolicyError::NoMx(Mode::Enforce)));
-    assert_eq!(parse("version: STSv1\nmode: none\nmax_age: 5\n").unwrap().mode, Mode::None);
+    assert_eq!(
+        parse("mode: enforce\nmx: a.b\nmax_age: 1\n"),
+        Err(PolicyError::Version)
+    );
+    assert_eq!(
+        parse("version: STSv1\nmode: strict\nmx: a.b\nmax_age: 1\n"),
+        Err(PolicyError::Mode)
+    );
+    assert_eq!(
+        parse("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n"),
+        Err(PolicyError::MaxAge)
+    );
+    assert_eq!(
+        parse("version: STSv1\nmode: enforce\nmax_age: 5\n"),
+        Err(PolicyError::NoMx(Mode::Enforce))
+    );
+    assert_eq!(
+        parse("version: STSv1\nmode: none\nmax_age: 5\n")
+            .unwrap()
+            .mode,
+        Mode::None
+    );
 }
 
 #[test]
@@ -57,7 +74,13 @@ fn http_bodies_need_200_and_text_plain_and_may_be_chunked() {
     let chunked = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nversi\r\n3\r\non:\r\n0\r\n\r\n";
     assert_eq!(http_body(chunked).unwrap(), b"version:");
     let redirect = b"HTTP/1.1 301 Moved\r\nContent-Type: text/plain\r\n\r\n";
-    assert_eq!(http_body(redirect).unwrap_err(), "status line \"http/1.1 301 moved\"");
+    assert_eq!(
+        http_body(redirect).unwrap_err(),
+        "status line \"http/1.1 301 moved\""
+    );
     let html = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\nx";
-    assert_eq!(http_body(html).unwrap_err(), "content type is not text/plain");
+    assert_eq!(
+        http_body(html).unwrap_err(),
+        "content type is not text/plain"
+    );
 }
