@@ -93,7 +93,7 @@ async fn versions(client: &Client) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn example_tenant_lives_and_dies_cleanly() {
     let client = mailwarden_e2e::client().await;
-    let example = repo().join("examples/tenant.yaml");
+    let example = repo().join("examples/30-tenant.yaml");
     kubectl(&["apply", "-f", example.to_str().unwrap()]).expect("the example tenant applies");
 
     // Ready, from the StatefulSet's real readiness.

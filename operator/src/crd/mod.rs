@@ -26,9 +26,12 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     crds.into_iter().map(|(file, crd)| (file, with_kubernetes_formats(crd))).collect()
 }
 
-/// Replaces the integer formats schemars derives from Rust types (`uint32`, `uint16`, ...),
-/// which the API server does not know and warns about on every apply, with `int32` and
-/// `int64`; the `minimum: 0` schemars also emits keeps them unsigned.
+/// Adapts what schemars derives to what the API server and `kubectl explain` expect:
+/// - integer formats from Rust types (`uint32`, `uint16`, ...), which the API server does not
+///   know and warns about on every apply, become `int32` and `int64` (the `minimum: 0` schemars
+///   also emits keeps them unsigned);
+/// - doc comments wrapped at the source width become one line per paragraph, so that
+///   `kubectl explain` can wrap them to the terminal.
 fn with_kubernetes_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
     fn walk(value: &mut serde_json::Value) {
         match value {
@@ -40,11 +43,20 @@ fn with_kubernetes_formats(crd: CustomResourceDefinition) -> CustomResourceDefin
                         _ => {}
                     }
                 }
+                if let Some(serde_json::Value::String(text)) = map.get_mut("description") {
+                    *text = unwrap_paragraphs(text);
+                }
                 map.values_mut().for_each(walk);
             }
             serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
             _ => {}
         }
+    }
+    fn unwrap_paragraphs(text: &str) -> String {
+        text.split("\n\n")
+            .map(|paragraph| paragraph.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n\n")
     }
     let mut value = serde_json::to_value(crd).expect("a CRD always serializes");
     walk(&mut value);
