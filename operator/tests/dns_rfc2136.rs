@@ -192,7 +192,10 @@ fn verify_signatures(knot: &Knot, keys: &Keys) {
 #[tokio::test]
 async fn merged_spf_replaces_the_foreign_record_and_is_restored_on_removal() {
     let foreign = "\"v=spf1 include:_spf.legacy.example ~all\"";
-    let knot = Knot::start(&[&format!("@ TXT {foreign}")]);
+    let knot = Knot::start(&[
+        &format!("@ TXT {foreign}"),
+        &format!("@ TXT {VERIFICATION}"),
+    ]);
     let dns = provider(&knot);
     let settings = settings(ZONE, ConflictPolicy::Merge);
     let keys = Keys::new(1, day(1));
@@ -202,7 +205,10 @@ async fn merged_spf_replaces_the_foreign_record_and_is_restored_on_removal() {
         .unwrap();
     assert_eq!(
         knot.dig("TXT", ZONE),
-        "\"v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 include:_spf.legacy.example -all\""
+        format!(
+            "{VERIFICATION}\n\"v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 include:_spf.legacy.example \
+             -all\""
+        )
     );
     assert_eq!(
         published.adopted_spf.as_deref(),
@@ -217,7 +223,7 @@ async fn merged_spf_replaces_the_foreign_record_and_is_restored_on_removal() {
     assert_eq!(again.adopted_spf, published.adopted_spf);
 
     unpublish(&dns, ZONE, &again.owned, adopted).await.unwrap();
-    assert_eq!(knot.dig("TXT", ZONE), foreign);
+    assert_eq!(knot.dig("TXT", ZONE), format!("{VERIFICATION}\n{foreign}"));
 }
 
 #[tokio::test]

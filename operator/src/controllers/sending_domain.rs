@@ -195,6 +195,9 @@ async fn apply(domain: Arc<SendingDomain>, ctx: &Context) -> Result<Action, Pass
 async fn cleanup(domain: Arc<SendingDomain>, ctx: &Context) -> Result<Action, PassError> {
     let status = domain.status.clone().unwrap_or_default();
     let owned: Vec<DnsRecord> = status.owned_records.iter().map(Into::into).collect();
+    if owned.is_empty() {
+        return Ok(Action::await_change());
+    }
     let provider = match cluster::provider(&ctx.client, &domain).await {
         Ok(provider) => provider,
         Err(error) if namespace_terminating(&ctx.client, &domain).await => {

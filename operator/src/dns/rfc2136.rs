@@ -9,17 +9,21 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use hickory_client::client::{Client, ClientHandle};
 use hickory_client::proto::ProtoErrorKind;
 use hickory_client::proto::dnssec::rdata::tsig::TsigAlgorithm;
 use hickory_client::proto::dnssec::tsig::TSigner;
-use hickory_client::proto::op::ResponseCode;
+use hickory_client::proto::op::update_message::UpdateMessage;
+use hickory_client::proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_client::proto::rr::rdata::{A, AAAA, TXT};
 use hickory_client::proto::rr::{DNSClass, Name, RData, Record, RecordType as WireType};
 use hickory_client::proto::runtime::TokioRuntimeProvider;
 use hickory_client::proto::tcp::TcpClientStream;
+use hickory_client::proto::xfer::DnsHandle;
 use hickory_client::proto::xfer::DnsResponse;
 use hickory_client::{ClientError, ClientErrorKind};
+use rand_core::RngCore;
 
 use super::provider::{DnsProvider, ExistingRecord, Ownership, ProviderError};
 use super::record::{DnsRecord, RecordType, join_txt, split_txt};
@@ -212,12 +216,31 @@ impl DnsProvider for Rfc2136Provider {
         record: &DnsRecord,
         _ownership: Ownership,
     ) -> Result<(), ProviderError> {
-        let mut client = self.client().await?;
-        let current = self.wire_record(&existing.record)?;
-        let wanted = self.wire_record(record)?;
-        let response = client
-            .compare_and_swap(current, wanted, self.zone.clone())
-            .await;
+        // One UPDATE message deleting exactly the old record and adding the new one: applied
+        // atomically, and other records of the same name and type are left alone.
+        let client = self.client().await?;
+        let mut zone = Query::new();
+        zone.set_name(self.zone.clone())
+            .set_query_class(DNSClass::IN)
+            .set_query_type(WireType::SOA);
+        let mut message = Message::new();
+        message
+            .set_id(rand_core::OsRng.next_u32() as u16)
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Update)
+            .set_recursion_desired(false);
+        message.add_zone(zone);
+        let mut old = self.wire_record(&existing.record)?;
+        old.set_dns_class(DNSClass::NONE);
+        old.set_ttl(0);
+        message.add_update(old);
+        message.add_update(self.wire_record(record)?);
+        let response = match client.send(message).next().await {
+            Some(response) => response.map_err(ClientError::from),
+            None => Err(ClientError::from(ClientErrorKind::Message(
+                "no answer to the update",
+            ))),
+        };
         self.check("update", &record.name, response).map(drop)
     }
 

@@ -167,6 +167,41 @@ pub async fn tenant_addresses(
     Ok(addresses)
 }
 
+/// The SendingDomain that claimed `domain.spec.domain` first (oldest, then by namespace and
+/// name), as `namespace/name`, when it is another one. A domain has one owner cluster-wide, so
+/// a tenant cannot take over another tenant's domain or selectors.
+pub async fn earlier_claim(
+    client: &Client,
+    domain: &SendingDomain,
+) -> Result<Option<String>, ClusterError> {
+    let all: Api<SendingDomain> = Api::all(client.clone());
+    let list = all
+        .list(&ListParams::default())
+        .await
+        .map_err(api_error("list sendingdomains"))?;
+    let key = |d: &SendingDomain| {
+        let created = d
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string());
+        (
+            created.unwrap_or_default(),
+            d.namespace().unwrap_or_default(),
+            d.name_any(),
+        )
+    };
+    let first = list
+        .items
+        .iter()
+        .filter(|d| d.spec.domain == domain.spec.domain && d.metadata.deletion_timestamp.is_none())
+        .min_by_key(|d| key(d));
+    Ok(first
+        .map(key)
+        .filter(|first| *first != key(domain))
+        .map(|(_, ns, name)| format!("{ns}/{name}")))
+}
+
 /// Name of the Secret holding a SendingDomain's DKIM private keys.
 pub fn dkim_secret_name(domain: &SendingDomain) -> String {
     format!("{}-dkim", domain.name_any())

@@ -19,7 +19,8 @@ pub struct Observation<'a> {
 }
 
 fn ready(conditions: &[Condition]) -> Condition {
-    match conditions.iter().find(|c| !c.is_true()) {
+    let blocking = conditions.iter().find(|c| c.status == "False");
+    match blocking.or_else(|| conditions.iter().find(|c| !c.is_true())) {
         None => Condition::new(
             "Ready",
             true,

@@ -28,6 +28,8 @@ const ALGORITHMS: [DkimAlgorithm; 2] = [DkimAlgorithm::RsaSha256, DkimAlgorithm:
 pub enum PassError {
     #[error("invalid spec")]
     InvalidSpec(#[source] SpecError),
+    #[error("domain {domain} is already managed by sendingdomain {by}")]
+    Claimed { domain: String, by: String },
     #[error("failed to read the tenant's sending addresses")]
     Tenant(#[source] ClusterError),
     #[error("failed to prepare dkim keys")]
@@ -46,6 +48,7 @@ impl PassError {
         match self {
             PassError::InvalidSpec(_) => "InvalidSpec",
             PassError::Tenant(e) => e.category(),
+            PassError::Claimed { .. } => "DomainClaimed",
             PassError::Keys(_) => "KeyGenerationFailed",
             PassError::Cluster(e) => e.category(),
             PassError::Publish(e) => e.category(),
@@ -56,7 +59,9 @@ impl PassError {
     /// The step that failed.
     pub fn step(&self) -> &'static str {
         match self {
-            PassError::InvalidSpec(_) | PassError::Tenant(_) => "validate",
+            PassError::InvalidSpec(_) | PassError::Tenant(_) | PassError::Claimed { .. } => {
+                "validate"
+            }
             PassError::Keys(_) => "keys",
             PassError::Cluster(ClusterError::Credentials { .. } | ClusterError::Provider(_)) => {
                 "publish"
@@ -93,6 +98,15 @@ pub async fn run(
     let name = domain.spec.domain.as_str();
 
     // validate
+    if let Some(by) = cluster::earlier_claim(client, domain)
+        .await
+        .map_err(PassError::Tenant)?
+    {
+        return Err(PassError::Claimed {
+            domain: name.to_string(),
+            by,
+        });
+    }
     let addresses = cluster::tenant_addresses(client, &namespace)
         .await
         .map_err(PassError::Tenant)?;

@@ -116,22 +116,18 @@ fn manual_provider_asks_for_publication() {
 
 #[test]
 fn failed_step_sets_its_condition_with_the_category() {
-    let previous = vec![Condition::new(
-        "DKIMReady",
-        true,
-        "Signing",
-        "signing with a",
-    )];
+    let previous = vec![Condition::new("DNSVerified", true, "Verified", "served")];
     let conditions = failed(
         &previous,
         "publish",
         "ProviderRateLimited",
         "cloudflare rate limit",
     );
-    assert_eq!(conditions[0].reason, "Signing");
+    assert_eq!(conditions[0].reason, "NotObserved");
+    assert_eq!(conditions[2].reason, "Verified");
     assert_eq!(conditions[1].reason, "ProviderRateLimited");
     assert_eq!(conditions[1].message, "step publish: cloudflare rate limit");
-    assert_eq!(conditions[2].reason, "NotObserved");
+    // Ready takes the first False condition, not the earlier Unknown one.
     assert_eq!(conditions[3].reason, "ProviderRateLimited");
     assert_eq!(
         conditions[3].message,
