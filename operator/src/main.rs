@@ -15,11 +15,11 @@ struct Cli {
 enum Command {
     /// Run the controllers (after winning the leader election).
     Run(mailwarden_operator::runtime::Options),
-    /// Write the CRD YAML files (one per kind) into a directory.
+    /// Write the CRD YAML files (one per kind) into one or more directories.
     Crdgen {
-        /// Directory to write into.
-        #[arg(long, default_value = "crds")]
-        out: PathBuf,
+        /// Directory to write into; repeat for several.
+        #[arg(long, default_values = ["crds", "charts/mailwarden-operator/crds"])]
+        out: Vec<PathBuf>,
     },
 }
 
@@ -27,11 +27,13 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(options) => mailwarden_operator::runtime::run(options),
         Command::Crdgen { out } => {
-            std::fs::create_dir_all(&out)?;
-            for (file, crd) in mailwarden_operator::crd::all() {
-                let path = out.join(file);
-                std::fs::write(&path, mailwarden_operator::crd::to_yaml(&crd))?;
-                println!("wrote {}", path.display());
+            for dir in out {
+                std::fs::create_dir_all(&dir)?;
+                for (file, crd) in mailwarden_operator::crd::all() {
+                    let path = dir.join(file);
+                    std::fs::write(&path, mailwarden_operator::crd::to_yaml(&crd))?;
+                    println!("wrote {}", path.display());
+                }
             }
             Ok(())
         }

@@ -1,20 +1,23 @@
-//! The committed CRD YAML in `crds/` is exactly what the Rust types generate.
+//! The committed CRD YAML in `crds/` and in the operator chart is exactly what the Rust types
+//! generate.
 
 use std::path::Path;
 
 #[test]
 fn committed_crds_match_the_types() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut stale = Vec::new();
-    for (file, crd) in mailwarden_operator::crd::all() {
-        let committed = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-        if committed != mailwarden_operator::crd::to_yaml(&crd) {
-            stale.push(file);
+    for dir in ["crds", "charts/mailwarden-operator/crds"] {
+        for (file, crd) in mailwarden_operator::crd::all() {
+            let committed = std::fs::read_to_string(root.join(dir).join(file)).unwrap_or_default();
+            if committed != mailwarden_operator::crd::to_yaml(&crd) {
+                stale.push(format!("{dir}/{file}"));
+            }
         }
     }
     assert!(
         stale.is_empty(),
-        "crds/{stale:?} differ from the types; run `cargo run -p mailwarden-operator -- crdgen --out crds`"
+        "{stale:?} differ from the types; run `cargo run -p mailwarden-operator -- crdgen`"
     );
 }
 
