@@ -199,6 +199,26 @@ async fn example_tenant_lives_and_dies_cleanly() {
     before.remove("MailTenant");
     assert_eq!(after, before);
 
+    // Drift is corrected: a hand edit that opens the submission policy to everyone, and a
+    // deleted ConfigMap, are put back.
+    let intended = submission.clone();
+    kubectl(&[
+        "-n", NS, "patch", "networkpolicy", "st-olaf-relay-allow-submission", "--type", "merge",
+        "-p", r#"{"spec":{"ingress":[{}]}}"#,
+    ])
+    .unwrap();
+    kubectl(&["-n", NS, "delete", "configmap", "st-olaf-relay-config"]).unwrap();
+    wait_for("the submission policy to be restored", || async {
+        let spec = serde_json::to_value(policies.get("st-olaf-relay-allow-submission").await?.spec)?;
+        Ok((spec == intended).then_some(()))
+    })
+    .await;
+    let config: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    wait_for("the relay ConfigMap to be recreated", || async {
+        Ok(config.get_opt("st-olaf-relay-config").await?.map(|_| ()))
+    })
+    .await;
+
     // A spec edit rolls the relay: new configuration, new pod template hash, Ready again.
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
     let old_hash = sets.get("st-olaf-relay").await.unwrap().spec.template.metadata.unwrap()
@@ -213,7 +233,6 @@ async fn example_tenant_lives_and_dies_cleanly() {
     assert_ne!(new_hash, old_hash);
     let status = set.status.unwrap();
     assert_eq!(status.current_revision, status.update_revision);
-    let config: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
     let toml = config.get("st-olaf-relay-config").await.unwrap().data.unwrap()["relay.toml"].clone();
     assert!(toml.contains("max-recipients = 20\n"), "{toml}");
 

@@ -1,8 +1,10 @@
-//! Server-side apply that stays quiet in steady state.
+//! Server-side apply that stays quiet in steady state and still corrects drift.
 //!
-//! Every object the operator applies carries the hash of what it applied. Before applying, the
-//! live object is read; when it already carries the same hash, nothing is sent. A reconcile of
-//! an unchanged tenant therefore reads but never writes.
+//! Before applying, the object is applied as a dry run: the API server computes what the object
+//! would become (with its defaults and every other field manager's fields) without storing it.
+//! When that equals the live object, nothing is written. When someone edited a field the
+//! operator owns, the dry run differs, and the real apply puts the operator's value back. A
+//! reconcile of an unchanged tenant therefore reads and dry-runs but never writes.
 
 use std::fmt::Debug;
 
@@ -10,18 +12,8 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 use crate::tenant::FIELD_MANAGER;
-
-/// Annotation holding the hash of the last applied object.
-pub const APPLIED_HASH_ANNOTATION: &str = "mailwarden.io/applied-hash";
-
-/// Hex SHA-256 of a value's JSON form.
-pub fn hash_of<T: Serialize>(value: &T) -> String {
-    let bytes = serde_json::to_vec(value).expect("applied objects serialize");
-    hex::encode(Sha256::digest(bytes))
-}
 
 /// What [`apply`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,20 +23,52 @@ pub enum Outcome {
 }
 
 /// Applies `object` with server-side apply under the operator's field manager, unless the live
-/// object already carries the hash of exactly this object.
-pub async fn apply<K>(api: &Api<K>, mut object: K) -> Result<Outcome, kube::Error>
+/// object already is what the apply would make of it.
+pub async fn apply<K>(api: &Api<K>, object: K) -> Result<Outcome, kube::Error>
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
     let name = object.name_any();
-    let hash = hash_of(&object);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
     if let Some(live) = api.get_opt(&name).await? {
-        if live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash) {
+        let planned = api.patch(&name, &params.clone().dry_run(), &Patch::Apply(&object)).await?;
+        if comparable(&planned) == comparable(&live) {
             return Ok(Outcome::Unchanged);
         }
     }
-    object.annotations_mut().insert(APPLIED_HASH_ANNOTATION.to_string(), hash);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&name, &params, &Patch::Apply(&object)).await?;
     Ok(Outcome::Applied)
+}
+
+/// An object's JSON without the bookkeeping a dry run may report differently.
+fn comparable<K: Serialize>(object: &K) -> serde_json::Value {
+    let mut value = serde_json::to_value(object).expect("API objects serialize");
+    if let Some(metadata) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        metadata.remove("managedFields");
+        metadata.remove("resourceVersion");
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use serde_json::json;
+
+    use super::comparable;
+
+    #[test]
+    fn bookkeeping_is_ignored_and_content_is_not() {
+        let live: ConfigMap = serde_json::from_value(json!({
+            "metadata": { "name": "c", "resourceVersion": "7", "managedFields": [{ "manager": "a" }] },
+            "data": { "relay.toml": "x" },
+        }))
+        .unwrap();
+        let mut planned = live.clone();
+        planned.metadata.resource_version = Some("8".into());
+        planned.metadata.managed_fields = None;
+        assert_eq!(comparable(&planned), comparable(&live));
+        planned.data = Some([("relay.toml".to_string(), "y".to_string())].into());
+        assert_ne!(comparable(&planned), comparable(&live));
+    }
 }
