@@ -1,5 +1,9 @@
 //! The custom resources of group `mailwarden.io`, version `v1alpha1`.
 
+// Printer columns repeat `type_ = "string"` inside one `#[kube(...)]`, which clippy mistakes
+// for a repeated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 mod conditions;
 pub mod backup_policy;
 pub mod mail_tenant;

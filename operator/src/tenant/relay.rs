@@ -13,16 +13,14 @@ use serde_json::{Value, json};
 use super::{Names, SigningDomain, owned_meta, selector_labels};
 use crate::crd::MailTenant;
 
-pub const SUBMISSIONS_PORT: u16 = 465;
-pub const SUBMISSION_PORT: u16 = 587;
-pub const ADMIN_PORT: u16 = 9090;
+pub use mailwarden_relay_config::defaults::{ADMIN_PORT, SUBMISSION_PORT, SUBMISSIONS_PORT};
 /// Seconds the pod gets to stop; the relay drains its sessions within [`DRAIN_SECONDS`].
 pub const TERMINATION_GRACE_SECONDS: i64 = 60;
 pub(super) const DRAIN_SECONDS: u64 = 45;
-/// Non-root user and group the relay runs as.
-pub const RELAY_UID: i64 = 65532;
+/// Non-root user and group the relay runs as: the image's own user.
+pub const RELAY_UID: i64 = mailwarden_relay_config::defaults::RUN_AS_UID as i64;
 
-pub(super) const CONFIG_DIR: &str = "/etc/mailwarden/config";
+pub(super) const CONFIG_DIR: &str = mailwarden_relay_config::defaults::CONFIG_DIR;
 pub(super) const TLS_DIR: &str = "/etc/mailwarden/tls";
 pub(super) const DKIM_DIR: &str = "/etc/mailwarden/dkim";
 pub(super) const SMARTHOST_DIR: &str = "/etc/mailwarden/smarthost";
