@@ -155,3 +155,42 @@ async fn second_tenant_in_a_namespace_is_refused_with_a_condition() {
 
     kubectl(&["delete", "namespace", ns, "--wait=false"]).unwrap();
 }
+
+#[tokio::test]
+async fn a_failed_reconcile_shows_in_a_condition_and_an_event() {
+    let ns = "e2e-failure";
+    kubectl_stdin(&["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"))).unwrap();
+    // Accepted by the CRD schema, refused by the API server when the StatefulSet is applied:
+    // a memory request above its limit.
+    let manifest = |limit: &str| {
+        format!(
+            "apiVersion: mailwarden.io/v1alpha1\nkind: MailTenant\nmetadata:\n  name: strained\n  namespace: {ns}\n\
+             spec:\n  relay:\n    hostname: relay.strained.example\n    replicas: 1\n    spoolSize: 1Gi\n\
+             \x20   resources:\n      requests: {{ memory: 1Gi }}\n      limits: {{ memory: {limit} }}\n"
+        )
+    };
+    kubectl_stdin(&["apply", "-f", "-"], Some(&manifest("512Mi"))).unwrap();
+    let tenants: Api<MailTenant> = Api::namespaced(mailwarden_e2e::client().await, ns);
+    let failed = wait_for("the apply failure to show in Ready", || async {
+        let status = tenants.get("strained").await?.status.unwrap_or_default();
+        Ok(find_condition(&status.conditions, "Ready").filter(|c| c.reason == "ApplyFailed").cloned())
+    })
+    .await;
+    assert_eq!(failed.status, "False");
+    assert!(
+        failed.message.starts_with("failed to apply StatefulSet strained-relay: "),
+        "{}",
+        failed.message
+    );
+    let events = kubectl(&["-n", ns, "get", "events", "--field-selector", "reason=ApplyFailed", "-o", "jsonpath={.items[*].type}"]).unwrap();
+    assert!(events.split(' ').any(|t| t == "Warning"), "no ApplyFailed Warning event: {events:?}");
+
+    // Fixing the spec recovers without anyone restarting anything.
+    kubectl_stdin(&["apply", "-f", "-"], Some(&manifest("2Gi"))).unwrap();
+    wait_for("the fixed tenant to be Ready", || async {
+        let status = tenants.get("strained").await?.status.unwrap_or_default();
+        Ok(find_condition(&status.conditions, "Ready").filter(|c| c.status == "True").map(|_| ()))
+    })
+    .await;
+    kubectl(&["delete", "namespace", ns, "--wait=false"]).unwrap();
+}

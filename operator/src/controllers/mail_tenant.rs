@@ -327,8 +327,12 @@ async fn write_status(
 ) -> Result<(), Error> {
     let previous = tenant.status.clone().unwrap_or_default();
     let generation = tenant.metadata.generation.unwrap_or_default();
-    let (conditions, changed) =
+    let types: Vec<String> = fresh.iter().map(|c| c.type_.clone()).collect();
+    let (mut conditions, changed) =
         merge_conditions(&previous.conditions, fresh, generation, chrono::Utc::now());
+    // Conditions this pass did not evaluate (after a failure) keep their last observation,
+    // with the generation it was made at.
+    conditions.extend(previous.conditions.iter().filter(|c| !types.contains(&c.type_)).cloned());
     let mut next = fields.unwrap_or_else(|| MailTenantStatus { ..previous.clone() });
     next.conditions = conditions;
     next.observed_generation = generation;
