@@ -8,7 +8,7 @@
 # Usage: e2e/with-operator.sh COMMAND [ARGS...]
 # The command sees: KUBECONFIG, MAILWARDEN_E2E_STATE (logs in $MAILWARDEN_E2E_STATE/logs),
 # MAILWARDEN_OPERATOR_ADMIN (host:port of /healthz, /readyz, /metrics), MAILWARDEN_OPERATOR_BIN,
-# MAILWARDEN_KUBECTL, and PATH with kubectl and helm first.
+# MAILWARDEN_RELAY_BIN, MAILWARDEN_KUBECTL, and PATH with kubectl and helm first.
 # Env: MAILWARDEN_KEEP_CLUSTER=1 leaves the cluster and the operator running at the end.
 set -euo pipefail
 
@@ -54,8 +54,8 @@ stop_all() {
 }
 trap stop_all EXIT
 
-log "building the operator"
-cargo build --quiet -p mailwarden-operator --manifest-path "$ROOT/Cargo.toml"
+log "building the operator and the relay"
+cargo build --quiet -p mailwarden-operator -p mailwarden-relay --manifest-path "$ROOT/Cargo.toml"
 OPERATOR_BIN="$CARGO_TARGET_DIR/debug/mailwarden-operator"
 
 "$E2E_DIR/cluster.sh" up "$STATE"
@@ -81,4 +81,5 @@ done
 curl -fs "http://$ADMIN/readyz" > /dev/null || { log "the operator never became ready"; exit 1; }
 
 export MAILWARDEN_OPERATOR_ADMIN="$ADMIN" MAILWARDEN_OPERATOR_BIN="$OPERATOR_BIN" MAILWARDEN_KUBECTL="$KUBECTL"
+export MAILWARDEN_RELAY_BIN="$CARGO_TARGET_DIR/debug/mailwarden-relay"
 "$@"

@@ -233,7 +233,18 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
     let domains: Api<SendingDomain> = Api::namespaced(client.clone(), &names.namespace);
     let domains = domains.list(&ListParams::default()).await.map_err(read("SendingDomains"))?;
     let SigningDomains { signing, waiting } = signing_domains(&domains.items);
-    let relay_toml = tenant::relay_config(tenant, &signing).to_toml();
+    // Domains still waiting for verified keys are configured without selectors: the relay
+    // answers their mail with a temporary error instead of refusing it outright.
+    let configured: Vec<_> = signing
+        .iter()
+        .cloned()
+        .chain(waiting.iter().map(|domain| tenant::SigningDomain {
+            domain: domain.clone(),
+            secret_name: String::new(),
+            selectors: Vec::new(),
+        }))
+        .collect();
+    let relay_toml = tenant::relay_config(tenant, &configured).to_toml();
     let config_hash = config_hash(&relay_toml, &issued);
 
     // Step 4: apply. Secrets first, so the pods never start without their certificates.

@@ -51,5 +51,5 @@ impl Context {
 
 /// Runs every controller until one stops (at shutdown).
 pub async fn run(context: Arc<Context>) {
-    mail_tenant::run(context).await;
+    tokio::join!(mail_tenant::run(context.clone()), sending_domain::run(context));
 }

@@ -109,7 +109,7 @@ pub fn stateful_set(tenant: &MailTenant, domains: &[SigningDomain], config_hash:
         json!({ "name": "spool", "mountPath": SPOOL_DIR }),
         json!({ "name": "tmp", "mountPath": "/tmp" }),
     ];
-    if !domains.is_empty() {
+    if domains.iter().any(|domain| !domain.selectors.is_empty()) {
         volumes.push(json!({ "name": "dkim", "projected": {
             "defaultMode": 0o440,
             "sources": dkim_sources(domains),
