@@ -25,7 +25,9 @@ pub fn env(name: &str) -> String {
 }
 
 pub async fn client() -> Client {
-    Client::try_default().await.expect("the local cluster's kubeconfig (KUBECONFIG) works")
+    Client::try_default()
+        .await
+        .expect("the local cluster's kubeconfig (KUBECONFIG) works")
 }
 
 /// The repository root.
@@ -69,12 +71,20 @@ pub fn kubectl_stdin(args: &[&str], stdin: Option<&str>) -> anyhow::Result<Strin
         .spawn()
         .context("failed to start kubectl")?;
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes())?;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())?;
     }
     drop(child.stdin.take());
     let output = child.wait_with_output()?;
     if !output.status.success() {
-        bail!("kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
@@ -82,7 +92,12 @@ pub fn kubectl_stdin(args: &[&str], stdin: Option<&str>) -> anyhow::Result<Strin
 /// Reads an operator's admin endpoint with curl; returns the HTTP status and body.
 pub fn admin_get(address: &str, path: &str) -> anyhow::Result<(u16, String)> {
     let output = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", &format!("http://{address}{path}")])
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://{address}{path}"),
+        ])
         .output()
         .context("failed to run curl")?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -9,8 +9,13 @@ use mailwarden_operator::crd::{MailTenant, find_condition};
 const NS: &str = "e2e-admission";
 
 fn namespace() {
-    kubectl_stdin(&["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n")))
-        .expect("namespace applies");
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n"
+        )),
+    )
+    .expect("namespace applies");
 }
 
 fn tenant(name: &str, relay: &str, extra: &str) -> String {
@@ -52,7 +57,8 @@ fn invalid_hostname_is_refused() {
     namespace();
     let error = refused(&tenant("bad-host", "    hostname: Relay_1.example\n", ""));
     assert!(
-        error.contains("spec.relay.hostname must be a lower-case DNS name such as mail.example.org"),
+        error
+            .contains("spec.relay.hostname must be a lower-case DNS name such as mail.example.org"),
         "{error}"
     );
 }
@@ -62,38 +68,68 @@ fn label_over_63_bytes_is_refused() {
     namespace();
     let hostname = format!("    hostname: {}.example\n", "a".repeat(64));
     let error = refused(&tenant("long-label", &hostname, ""));
-    assert!(error.contains("spec.relay.hostname has a label longer than 63 bytes"), "{error}");
+    assert!(
+        error.contains("spec.relay.hostname has a label longer than 63 bytes"),
+        "{error}"
+    );
 
     let client = format!("  clients:\n    - name: {}\n", "c".repeat(64));
-    let error = refused(&tenant("long-client", "    hostname: relay.a.example\n", &client));
-    assert!(error.contains("spec.clients[0].name: Too long: may not be more than 63 bytes"), "{error}");
+    let error = refused(&tenant(
+        "long-client",
+        "    hostname: relay.a.example\n",
+        &client,
+    ));
+    assert!(
+        error.contains("spec.clients[0].name: Too long: may not be more than 63 bytes"),
+        "{error}"
+    );
 
     let client = "  clients:\n    - name: EHR_App\n";
-    let error = refused(&tenant("bad-client", "    hostname: relay.a.example\n", client));
-    assert!(error.contains("spec.clients[].name must be a DNS label: at most 63"), "{error}");
+    let error = refused(&tenant(
+        "bad-client",
+        "    hostname: relay.a.example\n",
+        client,
+    ));
+    assert!(
+        error.contains("spec.clients[].name must be a DNS label: at most 63"),
+        "{error}"
+    );
 }
 
 #[test]
 fn backup_policy_with_one_destination_is_refused() {
     let error = refused(&backup_policy(&destination("east", "us-east-1"), ""));
-    assert!(error.contains("spec.destinations needs at least two destinations, in different regions"), "{error}");
+    assert!(
+        error.contains("spec.destinations needs at least two destinations, in different regions"),
+        "{error}"
+    );
 }
 
 #[test]
 fn backup_policy_with_two_destinations_in_one_region_is_refused() {
     let destinations = destination("a", "eu-west-1") + &destination("b", "eu-west-1");
     let error = refused(&backup_policy(&destinations, ""));
-    assert!(error.contains("spec.destinations must each be in a different region"), "{error}");
+    assert!(
+        error.contains("spec.destinations must each be in a different region"),
+        "{error}"
+    );
 }
 
 #[test]
 fn retention_under_six_years_needs_a_waiver() {
     let destinations = destination("a", "eu-west-1") + &destination("b", "eu-central-1");
     let error = refused(&backup_policy(&destinations, "  retentionYears: 3\n"));
-    assert!(error.contains("spec.retentionYears is below the six-year minimum"), "{error}");
+    assert!(
+        error.contains("spec.retentionYears is below the six-year minimum"),
+        "{error}"
+    );
 
     let waived = "  retentionYears: 3\n  retentionWaiver:\n    reason: test data only, no PHI\n    approvedBy: privacy-officer\n";
-    kubectl_stdin(&["apply", "-f", "-"], Some(&backup_policy(&destinations, waived))).expect("waiver accepted");
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&backup_policy(&destinations, waived)),
+    )
+    .expect("waiver accepted");
     kubectl(&["delete", "backuppolicy", "e2e-bad"]).unwrap();
 }
 
@@ -101,34 +137,64 @@ fn retention_under_six_years_needs_a_waiver() {
 fn immutable_spool_size_cannot_change() {
     namespace();
     let relay = "    hostname: relay.immutable.example\n    spoolSize: 1Gi\n";
-    kubectl_stdin(&["apply", "-f", "-"], Some(&tenant("immutable", relay, ""))).expect("first apply");
+    kubectl_stdin(&["apply", "-f", "-"], Some(&tenant("immutable", relay, "")))
+        .expect("first apply");
     let changed = "    hostname: relay.immutable.example\n    spoolSize: 5Gi\n";
     let error = refused(&tenant("immutable", changed, ""));
-    assert!(error.contains("spec.relay.spoolSize is immutable once set"), "{error}");
-    kubectl(&["-n", NS, "delete", "mailtenant", "immutable", "--wait=false"]).unwrap();
+    assert!(
+        error.contains("spec.relay.spoolSize is immutable once set"),
+        "{error}"
+    );
+    kubectl(&[
+        "-n",
+        NS,
+        "delete",
+        "mailtenant",
+        "immutable",
+        "--wait=false",
+    ])
+    .unwrap();
 }
 
 #[test]
 fn private_age_key_is_refused() {
     let destinations = destination("a", "eu-west-1") + &destination("b", "eu-central-1");
-    let manifest = backup_policy(&destinations, "")
-        .replace("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", "AGE-SECRET-KEY-1QQQ");
+    let manifest = backup_policy(&destinations, "").replace(
+        "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+        "AGE-SECRET-KEY-1QQQ",
+    );
     let error = refused(&manifest);
-    assert!(error.contains("spec.recipients must be age public keys starting with 'age1'"), "{error}");
+    assert!(
+        error.contains("spec.recipients must be age public keys starting with 'age1'"),
+        "{error}"
+    );
 }
 
 #[test]
 fn smarthost_port_must_be_submission() {
     namespace();
     let extra = "  delivery:\n    smarthost:\n      host: smtp.upstream.example\n      port: 25\n";
-    let error = refused(&tenant("bad-port", "    hostname: relay.a.example\n", extra));
-    assert!(error.contains("spec.delivery.smarthost.port must be 465 or 587"), "{error}");
+    let error = refused(&tenant(
+        "bad-port",
+        "    hostname: relay.a.example\n",
+        extra,
+    ));
+    assert!(
+        error.contains("spec.delivery.smarthost.port must be 465 or 587"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn second_tenant_in_a_namespace_is_refused_with_a_condition() {
     let ns = "e2e-duplicate";
-    kubectl_stdin(&["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"))).unwrap();
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"
+        )),
+    )
+    .unwrap();
     let manifest = |name: &str| {
         format!(
             "apiVersion: mailwarden.io/v1alpha1\nkind: MailTenant\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
@@ -148,10 +214,23 @@ async fn second_tenant_in_a_namespace_is_refused_with_a_condition() {
         Ok(find_condition(&status.conditions, "Ready").cloned())
     })
     .await;
-    assert_eq!((refused.status.as_str(), refused.reason.as_str()), ("False", "DuplicateTenant"));
-    assert!(refused.message.starts_with(&format!("namespace {ns} already has MailTenant first;")), "{}", refused.message);
-    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(tenants.clone().into_client(), ns);
-    assert!(sets.get_opt("second-relay").await.unwrap().is_none(), "nothing is created for the refused tenant");
+    assert_eq!(
+        (refused.status.as_str(), refused.reason.as_str()),
+        ("False", "DuplicateTenant")
+    );
+    assert!(
+        refused
+            .message
+            .starts_with(&format!("namespace {ns} already has MailTenant first;")),
+        "{}",
+        refused.message
+    );
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(tenants.clone().into_client(), ns);
+    assert!(
+        sets.get_opt("second-relay").await.unwrap().is_none(),
+        "nothing is created for the refused tenant"
+    );
 
     kubectl(&["delete", "namespace", ns, "--wait=false"]).unwrap();
 }
@@ -159,7 +238,13 @@ async fn second_tenant_in_a_namespace_is_refused_with_a_condition() {
 #[tokio::test]
 async fn a_failed_reconcile_shows_in_a_condition_and_an_event() {
     let ns = "e2e-failure";
-    kubectl_stdin(&["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"))).unwrap();
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"
+        )),
+    )
+    .unwrap();
     // Accepted by the CRD schema, refused by the API server when the StatefulSet is applied:
     // a memory request above its limit.
     let manifest = |limit: &str| {
@@ -173,23 +258,42 @@ async fn a_failed_reconcile_shows_in_a_condition_and_an_event() {
     let tenants: Api<MailTenant> = Api::namespaced(mailwarden_e2e::client().await, ns);
     let failed = wait_for("the apply failure to show in Ready", || async {
         let status = tenants.get("strained").await?.status.unwrap_or_default();
-        Ok(find_condition(&status.conditions, "Ready").filter(|c| c.reason == "ApplyFailed").cloned())
+        Ok(find_condition(&status.conditions, "Ready")
+            .filter(|c| c.reason == "ApplyFailed")
+            .cloned())
     })
     .await;
     assert_eq!(failed.status, "False");
     assert!(
-        failed.message.starts_with("failed to apply StatefulSet strained-relay: "),
+        failed
+            .message
+            .starts_with("failed to apply StatefulSet strained-relay: "),
         "{}",
         failed.message
     );
-    let events = kubectl(&["-n", ns, "get", "events", "--field-selector", "reason=ApplyFailed", "-o", "jsonpath={.items[*].type}"]).unwrap();
-    assert!(events.split(' ').any(|t| t == "Warning"), "no ApplyFailed Warning event: {events:?}");
+    let events = kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "events",
+        "--field-selector",
+        "reason=ApplyFailed",
+        "-o",
+        "jsonpath={.items[*].type}",
+    ])
+    .unwrap();
+    assert!(
+        events.split(' ').any(|t| t == "Warning"),
+        "no ApplyFailed Warning event: {events:?}"
+    );
 
     // Fixing the spec recovers without anyone restarting anything.
     kubectl_stdin(&["apply", "-f", "-"], Some(&manifest("2Gi"))).unwrap();
     wait_for("the fixed tenant to be Ready", || async {
         let status = tenants.get("strained").await?.status.unwrap_or_default();
-        Ok(find_condition(&status.conditions, "Ready").filter(|c| c.status == "True").map(|_| ()))
+        Ok(find_condition(&status.conditions, "Ready")
+            .filter(|c| c.status == "True")
+            .map(|_| ()))
     })
     .await;
     kubectl(&["delete", "namespace", ns, "--wait=false"]).unwrap();

@@ -27,10 +27,26 @@ fn chart(name: &str) -> String {
 
 #[test]
 fn operator_chart_passes_server_side_validation() {
-    let rendered = helm(&["template", "mailwarden", &chart("mailwarden-operator"), "--namespace", "mailwarden-system"])
-        .expect("the operator chart renders");
-    let applied = kubectl_stdin(&["apply", "--dry-run=server", "-n", "mailwarden-system", "-f", "-"], Some(&rendered))
-        .expect("the API server accepts every object of the operator chart");
+    let rendered = helm(&[
+        "template",
+        "mailwarden",
+        &chart("mailwarden-operator"),
+        "--namespace",
+        "mailwarden-system",
+    ])
+    .expect("the operator chart renders");
+    let applied = kubectl_stdin(
+        &[
+            "apply",
+            "--dry-run=server",
+            "-n",
+            "mailwarden-system",
+            "-f",
+            "-",
+        ],
+        Some(&rendered),
+    )
+    .expect("the API server accepts every object of the operator chart");
     for object in [
         "serviceaccount/mailwarden",
         "clusterrole.rbac.authorization.k8s.io/mailwarden",
@@ -39,25 +55,40 @@ fn operator_chart_passes_server_side_validation() {
         "deployment.apps/mailwarden",
         "service/mailwarden-metrics",
     ] {
-        assert!(applied.contains(&format!("{object} created (server dry run)")), "{object} missing:\n{applied}");
+        assert!(
+            applied.contains(&format!("{object} created (server dry run)")),
+            "{object} missing:\n{applied}"
+        );
     }
 }
 
 #[test]
 fn tenant_chart_requires_a_hostname() {
     let error = helm(&["template", "acme", &chart("mailwarden-tenant")]).unwrap_err();
-    assert!(error.contains("relay.hostname is required: the relay's public DNS name"), "{error}");
+    assert!(
+        error.contains("relay.hostname is required: the relay's public DNS name"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn tenant_chart_onboards_and_offboards_a_tenant() {
     let ns = "e2e-helm";
     helm(&[
-        "install", "acme", &chart("mailwarden-tenant"), "--namespace", ns, "--create-namespace",
-        "--set", "relay.hostname=relay.acme-clinic.example",
-        "--set", "relay.replicas=1",
-        "--set", "relay.spoolSize=1Gi",
-        "--set", "clients[0].name=scheduler",
+        "install",
+        "acme",
+        &chart("mailwarden-tenant"),
+        "--namespace",
+        ns,
+        "--create-namespace",
+        "--set",
+        "relay.hostname=relay.acme-clinic.example",
+        "--set",
+        "relay.replicas=1",
+        "--set",
+        "relay.spoolSize=1Gi",
+        "--set",
+        "clients[0].name=scheduler",
     ])
     .expect("helm install of the tenant chart");
 
@@ -65,7 +96,9 @@ async fn tenant_chart_onboards_and_offboards_a_tenant() {
     let tenants: Api<MailTenant> = Api::namespaced(client.clone(), ns);
     let ready = wait_for("the helm-installed tenant to be Ready", || async {
         let status = tenants.get("acme").await?.status.unwrap_or_default();
-        let ready = find_condition(&status.conditions, "Ready").cloned().unwrap_or_default();
+        let ready = find_condition(&status.conditions, "Ready")
+            .cloned()
+            .unwrap_or_default();
         Ok((ready.status == "True").then_some(ready))
     })
     .await;
@@ -74,7 +107,8 @@ async fn tenant_chart_onboards_and_offboards_a_tenant() {
     helm(&["uninstall", "acme", "--namespace", ns, "--wait"]).expect("helm uninstall");
     let sets: Api<StatefulSet> = Api::namespaced(client, ns);
     wait_for("the tenant and its relay to be gone", || async {
-        let gone = tenants.get_opt("acme").await?.is_none() && sets.get_opt("acme-relay").await?.is_none();
+        let gone =
+            tenants.get_opt("acme").await?.is_none() && sets.get_opt("acme-relay").await?.is_none();
         Ok(gone.then_some(()))
     })
     .await;

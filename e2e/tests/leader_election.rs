@@ -23,20 +23,38 @@ impl Drop for Replica {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start(identity: &str) -> Replica {
     let admin = format!("127.0.0.1:{}", free_port());
-    let log = std::fs::File::create(std::env::temp_dir().join(format!("mailwarden-{identity}.log"))).unwrap();
+    let log =
+        std::fs::File::create(std::env::temp_dir().join(format!("mailwarden-{identity}.log")))
+            .unwrap();
     let child = Command::new(env("MAILWARDEN_OPERATOR_BIN"))
-        .args(["run", "--lease-namespace", "default", "--lease-name", LEASE, "--lease-seconds", "4"])
+        .args([
+            "run",
+            "--lease-namespace",
+            "default",
+            "--lease-name",
+            LEASE,
+            "--lease-seconds",
+            "4",
+        ])
         .args(["--identity", identity, "--admin-address", &admin])
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .expect("the operator binary starts");
-    Replica { identity: identity.to_string(), admin, child }
+    Replica {
+        identity: identity.to_string(),
+        admin,
+        child,
+    }
 }
 
 fn ready(replica: &Replica) -> bool {
@@ -47,7 +65,10 @@ fn ready(replica: &Replica) -> bool {
 async fn only_one_replica_leads_and_the_other_takes_over() {
     let leases: Api<Lease> = Api::namespaced(mailwarden_e2e::client().await, "default");
     let first = start("e2e-replica-a");
-    wait_for("replica a to lead", || async { Ok(ready(&first).then_some(())) }).await;
+    wait_for("replica a to lead", || async {
+        Ok(ready(&first).then_some(()))
+    })
+    .await;
     let second = start("e2e-replica-b");
     wait_for("replica b to answer", || async {
         Ok(matches!(admin_get(&second.admin, "/healthz"), Ok((200, _))).then_some(()))
@@ -62,13 +83,22 @@ async fn only_one_replica_leads_and_the_other_takes_over() {
         assert!(ready(&first));
     }
     let lease = leases.get(LEASE).await.unwrap().spec.unwrap();
-    assert_eq!(lease.holder_identity.as_deref(), Some(first.identity.as_str()));
+    assert_eq!(
+        lease.holder_identity.as_deref(),
+        Some(first.identity.as_str())
+    );
 
     // Kill the leader without a chance to clean up; the follower takes over.
     drop(first);
-    wait_for("replica b to take over", || async { Ok(ready(&second).then_some(())) }).await;
+    wait_for("replica b to take over", || async {
+        Ok(ready(&second).then_some(()))
+    })
+    .await;
     let lease = leases.get(LEASE).await.unwrap().spec.unwrap();
-    assert_eq!(lease.holder_identity.as_deref(), Some(second.identity.as_str()));
+    assert_eq!(
+        lease.holder_identity.as_deref(),
+        Some(second.identity.as_str())
+    );
     assert_eq!(lease.lease_transitions, Some(1));
     drop(second);
     leases.delete(LEASE, &Default::default()).await.unwrap();

@@ -25,7 +25,11 @@ impl Drop for Relay {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_secret(secret: &Secret, dir: &Path) {
@@ -69,7 +73,11 @@ fn converse(port: u16, dir: &Path, client_cert: bool, sender: &str) -> String {
         .arg(sender)
         .output()
         .expect("python3 runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
@@ -87,21 +95,32 @@ async fn relay_serves_with_the_operators_configuration_and_certificates() {
     let tenants: Api<MailTenant> = Api::namespaced(client.clone(), NS);
     wait_for("the tenant to be Ready", || async {
         let status = tenants.get("clinic").await?.status.unwrap_or_default();
-        Ok(find_condition(&status.conditions, "Ready").filter(|c| c.status == "True").map(|_| ()))
+        Ok(find_condition(&status.conditions, "Ready")
+            .filter(|c| c.status == "True")
+            .map(|_| ()))
     })
     .await;
 
     // What the pods would mount, moved to a temporary directory.
     let dir = std::env::temp_dir().join(format!("mailwarden-e2e-relay-{}", std::process::id()));
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    write_secret(&secrets.get("clinic-relay-tls").await.unwrap(), &dir.join("tls"));
-    write_secret(&secrets.get("clinic-client-scheduler").await.unwrap(), &dir.join("client"));
+    write_secret(
+        &secrets.get("clinic-relay-tls").await.unwrap(),
+        &dir.join("tls"),
+    );
+    write_secret(
+        &secrets.get("clinic-client-scheduler").await.unwrap(),
+        &dir.join("client"),
+    );
     let maps: Api<ConfigMap> = Api::namespaced(client, NS);
     let toml = maps.get("clinic-relay-config").await.unwrap().data.unwrap()["relay.toml"].clone();
     let mut config = RelayConfig::from_toml(&toml).expect("the operator's configuration is valid");
     assert_eq!(config.sending_domains.len(), 1);
     assert_eq!(config.sending_domains[0].domain, "e2e-relay.example");
-    assert!(config.sending_domains[0].selectors.is_empty(), "keys are not verified yet");
+    assert!(
+        config.sending_domains[0].selectors.is_empty(),
+        "keys are not verified yet"
+    );
 
     config.listen.address = "127.0.0.1".parse().unwrap();
     config.listen.submissions_port = free_port();

@@ -29,15 +29,25 @@ async fn condition(client: &Client, type_: &str) -> Option<(String, String, Stri
 
 async fn wait_ready(client: &Client, generation: i64) {
     let tenants: Api<MailTenant> = Api::namespaced(client.clone(), NS);
-    wait_for("the tenant to be Ready at the current generation", || async {
-        let tenant = tenants.get(TENANT).await?;
-        let status = tenant.status.unwrap_or_default();
-        let ready = find_condition(&status.conditions, "Ready").cloned().unwrap_or_default();
-        if ready.status == "True" && ready.observed_generation >= generation {
-            return Ok(Some(()));
-        }
-        anyhow::bail!("Ready={} reason={} message={}", ready.status, ready.reason, ready.message)
-    })
+    wait_for(
+        "the tenant to be Ready at the current generation",
+        || async {
+            let tenant = tenants.get(TENANT).await?;
+            let status = tenant.status.unwrap_or_default();
+            let ready = find_condition(&status.conditions, "Ready")
+                .cloned()
+                .unwrap_or_default();
+            if ready.status == "True" && ready.observed_generation >= generation {
+                return Ok(Some(()));
+            }
+            anyhow::bail!(
+                "Ready={} reason={} message={}",
+                ready.status,
+                ready.reason,
+                ready.message
+            )
+        },
+    )
     .await;
 }
 
@@ -61,7 +71,9 @@ fn openssl_verify(bundle: &str, cert: &str, purpose: &str) -> String {
         .arg(&cert)
         .output()
         .expect("openssl (Debian package openssl) is installed");
-    let text = String::from_utf8_lossy(&output.stdout).trim().replace(&cert.display().to_string(), "CERT");
+    let text = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .replace(&cert.display().to_string(), "CERT");
     std::fs::remove_file(bundle).ok();
     std::fs::remove_file(cert).ok();
     text
@@ -73,7 +85,11 @@ async fn versions(client: &Client) -> BTreeMap<String, String> {
     let mut all = BTreeMap::new();
     macro_rules! collect {
         ($kind:ty) => {
-            for object in Api::<$kind>::namespaced(client.clone(), NS).list(&list).await.unwrap() {
+            for object in Api::<$kind>::namespaced(client.clone(), NS)
+                .list(&list)
+                .await
+                .unwrap()
+            {
                 let key = format!("{}/{}", stringify!($kind), object.name_any());
                 all.insert(key, object.resource_version().unwrap_or_default());
             }
@@ -85,8 +101,14 @@ async fn versions(client: &Client) -> BTreeMap<String, String> {
     collect!(NetworkPolicy);
     collect!(PodDisruptionBudget);
     collect!(StatefulSet);
-    let tenant = Api::<MailTenant>::namespaced(client.clone(), NS).get(TENANT).await.unwrap();
-    all.insert("MailTenant".into(), tenant.resource_version().unwrap_or_default());
+    let tenant = Api::<MailTenant>::namespaced(client.clone(), NS)
+        .get(TENANT)
+        .await
+        .unwrap();
+    all.insert(
+        "MailTenant".into(),
+        tenant.resource_version().unwrap_or_default(),
+    );
     all
 }
 
@@ -103,51 +125,118 @@ async fn example_tenant_lives_and_dies_cleanly() {
         assert_eq!(status, "True", "{type_}: {message}");
     }
     let (_, reason, message) = condition(&client, "RelayReady").await.unwrap();
-    assert_eq!((reason.as_str(), message.as_str()), ("ReplicasReady", "2 of 2 relay pods are ready"));
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        ("ReplicasReady", "2 of 2 relay pods are ready")
+    );
 
     // The relay pods are scheduled on kwok nodes, in different zones, and running.
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let pods = pods.list(&ListParams::default().labels("app.kubernetes.io/instance=st-olaf")).await.unwrap();
+    let pods = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=st-olaf"))
+        .await
+        .unwrap();
     assert_eq!(pods.items.len(), 2);
     let mut zones = Vec::new();
     for pod in &pods.items {
-        assert_eq!(pod.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
-        let node = pod.spec.as_ref().unwrap().node_name.clone().expect("scheduled");
-        let node = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone()).get(&node).await.unwrap();
-        assert_eq!(node.annotations().get("kwok.x-k8s.io/node").map(String::as_str), Some("fake"));
+        assert_eq!(
+            pod.status.as_ref().unwrap().phase.as_deref(),
+            Some("Running")
+        );
+        let node = pod
+            .spec
+            .as_ref()
+            .unwrap()
+            .node_name
+            .clone()
+            .expect("scheduled");
+        let node = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+            .get(&node)
+            .await
+            .unwrap();
+        assert_eq!(
+            node.annotations()
+                .get("kwok.x-k8s.io/node")
+                .map(String::as_str),
+            Some("fake")
+        );
         zones.push(node.labels()["topology.kubernetes.io/zone"].clone());
     }
     zones.dedup();
-    assert_eq!(zones.len(), 2, "anti-affinity spreads the relay pods across zones: {zones:?}");
+    assert_eq!(
+        zones.len(),
+        2,
+        "anti-affinity spreads the relay pods across zones: {zones:?}"
+    );
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
-    let claims = claims.list(&ListParams::default().labels("app.kubernetes.io/instance=st-olaf")).await.unwrap();
+    let claims = claims
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=st-olaf"))
+        .await
+        .unwrap();
     assert_eq!(claims.items.len(), 2);
-    assert!(claims.items.iter().all(|c| c.status.as_ref().unwrap().phase.as_deref() == Some("Bound")));
+    assert!(
+        claims
+            .items
+            .iter()
+            .all(|c| c.status.as_ref().unwrap().phase.as_deref() == Some("Bound"))
+    );
 
     // The certificate chain verifies with openssl, for the server and for each client.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
     let server = secrets.get("st-olaf-relay-tls").await.unwrap();
     assert_eq!(server.type_.as_deref(), Some("kubernetes.io/tls"));
     let bundle = secret_text(&server, "ca.crt");
-    assert_eq!(openssl_verify(&bundle, &secret_text(&server, "tls.crt"), "sslserver"), "CERT: OK");
+    assert_eq!(
+        openssl_verify(&bundle, &secret_text(&server, "tls.crt"), "sslserver"),
+        "CERT: OK"
+    );
     for client_name in ["ehr", "patient-portal"] {
-        let secret = secrets.get(&format!("st-olaf-client-{client_name}")).await.unwrap();
-        assert_eq!(openssl_verify(&bundle, &secret_text(&secret, "tls.crt"), "sslclient"), "CERT: OK");
+        let secret = secrets
+            .get(&format!("st-olaf-client-{client_name}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            openssl_verify(&bundle, &secret_text(&secret, "tls.crt"), "sslclient"),
+            "CERT: OK"
+        );
     }
     let ca = secrets.get("st-olaf-ca").await.unwrap();
     assert_eq!(secret_text(&ca, "ca.crt"), bundle);
 
     // Exactly the intended NetworkPolicies.
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), NS);
-    let mut names: Vec<String> =
-        policies.list(&ListParams::default().labels(SELECTOR)).await.unwrap().iter().map(|p| p.name_any()).collect();
+    let mut names: Vec<String> = policies
+        .list(&ListParams::default().labels(SELECTOR))
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
     names.sort();
-    assert_eq!(names, ["st-olaf-relay-allow-egress", "st-olaf-relay-allow-submission", "st-olaf-relay-deny-all"]);
+    assert_eq!(
+        names,
+        [
+            "st-olaf-relay-allow-egress",
+            "st-olaf-relay-allow-submission",
+            "st-olaf-relay-deny-all"
+        ]
+    );
     let pods_selector = json!({ "matchLabels": {
         "app.kubernetes.io/instance": "st-olaf", "app.kubernetes.io/name": "mailwarden-relay" } });
-    let deny = serde_json::to_value(policies.get("st-olaf-relay-deny-all").await.unwrap().spec).unwrap();
-    assert_eq!(deny, json!({ "podSelector": pods_selector, "policyTypes": ["Ingress", "Egress"] }));
-    let submission = serde_json::to_value(policies.get("st-olaf-relay-allow-submission").await.unwrap().spec).unwrap();
+    let deny =
+        serde_json::to_value(policies.get("st-olaf-relay-deny-all").await.unwrap().spec).unwrap();
+    assert_eq!(
+        deny,
+        json!({ "podSelector": pods_selector, "policyTypes": ["Ingress", "Egress"] })
+    );
+    let submission = serde_json::to_value(
+        policies
+            .get("st-olaf-relay-allow-submission")
+            .await
+            .unwrap()
+            .spec,
+    )
+    .unwrap();
     assert_eq!(
         submission,
         json!({
@@ -159,7 +248,14 @@ async fn example_tenant_lives_and_dies_cleanly() {
             }],
         })
     );
-    let egress = serde_json::to_value(policies.get("st-olaf-relay-allow-egress").await.unwrap().spec).unwrap();
+    let egress = serde_json::to_value(
+        policies
+            .get("st-olaf-relay-allow-egress")
+            .await
+            .unwrap()
+            .spec,
+    )
+    .unwrap();
     assert_eq!(
         egress["egress"][1],
         json!({
@@ -174,24 +270,69 @@ async fn example_tenant_lives_and_dies_cleanly() {
     // Steady state: a reconcile of the unchanged tenant writes nothing.
     let before = versions(&client).await;
     let metrics = operator_metrics();
-    let writes = counter(&metrics, "mailwarden_writes_total", "controller=\"mailtenant\"");
-    let reconciles = counter(&metrics, "mailwarden_reconciles_total", "controller=\"mailtenant\"");
-    kubectl(&["-n", NS, "annotate", "--overwrite", "mailtenant", TENANT, "e2e.mailwarden.io/poke=1"]).unwrap();
+    let writes = counter(
+        &metrics,
+        "mailwarden_writes_total",
+        "controller=\"mailtenant\"",
+    );
+    let reconciles = counter(
+        &metrics,
+        "mailwarden_reconciles_total",
+        "controller=\"mailtenant\"",
+    );
+    kubectl(&[
+        "-n",
+        NS,
+        "annotate",
+        "--overwrite",
+        "mailtenant",
+        TENANT,
+        "e2e.mailwarden.io/poke=1",
+    ])
+    .unwrap();
     wait_for("a reconcile after the annotation", || async {
-        let now = counter(&operator_metrics(), "mailwarden_reconciles_total", "controller=\"mailtenant\"");
+        let now = counter(
+            &operator_metrics(),
+            "mailwarden_reconciles_total",
+            "controller=\"mailtenant\"",
+        );
         Ok((now > reconciles).then_some(()))
     })
     .await;
     // A second poke proves the first reconcile finished (reconciles of one object are serial).
-    let reconciles = counter(&operator_metrics(), "mailwarden_reconciles_total", "controller=\"mailtenant\"");
-    kubectl(&["-n", NS, "annotate", "--overwrite", "mailtenant", TENANT, "e2e.mailwarden.io/poke=2"]).unwrap();
+    let reconciles = counter(
+        &operator_metrics(),
+        "mailwarden_reconciles_total",
+        "controller=\"mailtenant\"",
+    );
+    kubectl(&[
+        "-n",
+        NS,
+        "annotate",
+        "--overwrite",
+        "mailtenant",
+        TENANT,
+        "e2e.mailwarden.io/poke=2",
+    ])
+    .unwrap();
     wait_for("a second reconcile", || async {
-        let now = counter(&operator_metrics(), "mailwarden_reconciles_total", "controller=\"mailtenant\"");
+        let now = counter(
+            &operator_metrics(),
+            "mailwarden_reconciles_total",
+            "controller=\"mailtenant\"",
+        );
         Ok((now > reconciles).then_some(()))
     })
     .await;
-    let after_writes = counter(&operator_metrics(), "mailwarden_writes_total", "controller=\"mailtenant\"");
-    assert_eq!(after_writes, writes, "an unchanged tenant must cost no writes");
+    let after_writes = counter(
+        &operator_metrics(),
+        "mailwarden_writes_total",
+        "controller=\"mailtenant\"",
+    );
+    assert_eq!(
+        after_writes, writes,
+        "an unchanged tenant must cost no writes"
+    );
     let mut after = versions(&client).await;
     let mut before = before;
     // The annotations themselves changed the tenant's resourceVersion; nothing else may move.
@@ -203,13 +344,21 @@ async fn example_tenant_lives_and_dies_cleanly() {
     // deleted ConfigMap, are put back.
     let intended = submission.clone();
     kubectl(&[
-        "-n", NS, "patch", "networkpolicy", "st-olaf-relay-allow-submission", "--type", "merge",
-        "-p", r#"{"spec":{"ingress":[{}]}}"#,
+        "-n",
+        NS,
+        "patch",
+        "networkpolicy",
+        "st-olaf-relay-allow-submission",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"ingress":[{}]}}"#,
     ])
     .unwrap();
     kubectl(&["-n", NS, "delete", "configmap", "st-olaf-relay-config"]).unwrap();
     wait_for("the submission policy to be restored", || async {
-        let spec = serde_json::to_value(policies.get("st-olaf-relay-allow-submission").await?.spec)?;
+        let spec =
+            serde_json::to_value(policies.get("st-olaf-relay-allow-submission").await?.spec)?;
         Ok((spec == intended).then_some(()))
     })
     .await;
@@ -221,26 +370,56 @@ async fn example_tenant_lives_and_dies_cleanly() {
 
     // A spec edit rolls the relay: new configuration, new pod template hash, Ready again.
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
-    let old_hash = sets.get("st-olaf-relay").await.unwrap().spec.template.metadata.unwrap()
-        .annotations.unwrap()["mailwarden.io/config-hash"].clone();
+    let old_hash = sets
+        .get("st-olaf-relay")
+        .await
+        .unwrap()
+        .spec
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap()["mailwarden.io/config-hash"]
+        .clone();
     let tenants: Api<MailTenant> = Api::namespaced(client.clone(), NS);
     let patch = json!({ "spec": { "relay": { "maxRecipients": 20 } } });
-    tenants.patch(TENANT, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    let generation = tenants.get(TENANT).await.unwrap().metadata.generation.unwrap();
+    tenants
+        .patch(TENANT, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let generation = tenants
+        .get(TENANT)
+        .await
+        .unwrap()
+        .metadata
+        .generation
+        .unwrap();
     wait_ready(&client, generation).await;
     let set = sets.get("st-olaf-relay").await.unwrap();
-    let new_hash = set.spec.template.metadata.unwrap().annotations.unwrap()["mailwarden.io/config-hash"].clone();
+    let new_hash =
+        set.spec.template.metadata.unwrap().annotations.unwrap()["mailwarden.io/config-hash"]
+            .clone();
     assert_ne!(new_hash, old_hash);
     let status = set.status.unwrap();
     assert_eq!(status.current_revision, status.update_revision);
-    let toml = config.get("st-olaf-relay-config").await.unwrap().data.unwrap()["relay.toml"].clone();
+    let toml = config
+        .get("st-olaf-relay-config")
+        .await
+        .unwrap()
+        .data
+        .unwrap()["relay.toml"]
+        .clone();
     assert!(toml.contains("max-recipients = 20\n"), "{toml}");
 
     // Deletion removes everything the tenant created; the namespace stays.
     tenants.delete(TENANT, &Default::default()).await.unwrap();
     wait_for("every object of the tenant to be gone", || async {
         let left = versions_left(&client).await?;
-        if left.is_empty() { Ok(Some(())) } else { anyhow::bail!("still present: {left:?}") }
+        if left.is_empty() {
+            Ok(Some(()))
+        } else {
+            anyhow::bail!("still present: {left:?}")
+        }
     })
     .await;
 }
@@ -252,7 +431,10 @@ async fn versions_left(client: &Client) -> anyhow::Result<Vec<String>> {
     let mut left = Vec::new();
     macro_rules! collect {
         ($kind:ty, $list:expr) => {
-            for object in Api::<$kind>::namespaced(client.clone(), NS).list($list).await? {
+            for object in Api::<$kind>::namespaced(client.clone(), NS)
+                .list($list)
+                .await?
+            {
                 left.push(format!("{}/{}", stringify!($kind), object.name_any()));
             }
         };

@@ -31,7 +31,9 @@ where
     let name = object.name_any();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     if let Some(live) = api.get_opt(&name).await? {
-        let planned = api.patch(&name, &params.clone().dry_run(), &Patch::Apply(&object)).await?;
+        let planned = api
+            .patch(&name, &params.clone().dry_run(), &Patch::Apply(&object))
+            .await?;
         if comparable(&planned) == comparable(&live) {
             return Ok(Outcome::Unchanged);
         }

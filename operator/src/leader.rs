@@ -31,7 +31,13 @@ pub enum Attempt {
 }
 
 impl LeaseLock {
-    pub fn new(client: Client, namespace: &str, name: &str, holder: &str, duration: Duration) -> Self {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        holder: &str,
+        duration: Duration,
+    ) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
             name: name.to_string(),
@@ -63,7 +69,9 @@ impl LeaseLock {
                     tracing::error!(lease = %self.name, "lost the leader lease to another replica");
                     return;
                 }
-                Err(error) => tracing::warn!(lease = %self.name, %error, "failed to renew the leader lease"),
+                Err(error) => {
+                    tracing::warn!(lease = %self.name, %error, "failed to renew the leader lease")
+                }
             }
             if last_renewal.elapsed() >= self.duration {
                 tracing::error!(lease = %self.name, "leader lease expired without renewal");
@@ -77,7 +85,10 @@ impl LeaseLock {
         let now = Timestamp::now();
         let Some(lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(self.name.clone()), ..ObjectMeta::default() },
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..ObjectMeta::default()
+                },
                 spec: Some(self.spec(now, now, 0)),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
@@ -93,10 +104,21 @@ impl LeaseLock {
         if !ours && !holder.is_empty() && !expired(&spec, now) {
             return Ok(Attempt::Following);
         }
-        let acquired = if ours { spec.acquire_time.map_or(now, |t| t.0) } else { now };
+        let acquired = if ours {
+            spec.acquire_time.map_or(now, |t| t.0)
+        } else {
+            now
+        };
         let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!ours);
-        let renewed = Lease { spec: Some(self.spec(now, acquired, transitions)), ..lease };
-        match self.api.replace(&self.name, &PostParams::default(), &renewed).await {
+        let renewed = Lease {
+            spec: Some(self.spec(now, acquired, transitions)),
+            ..lease
+        };
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &renewed)
+            .await
+        {
             Ok(_) => Ok(Attempt::Leading),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Following),
             Err(error) => Err(error),
@@ -116,7 +138,9 @@ impl LeaseLock {
 }
 
 fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
-    let Some(renewed) = spec.renew_time.as_ref() else { return true };
+    let Some(renewed) = spec.renew_time.as_ref() else {
+        return true;
+    };
     let duration = i64::from(spec.lease_duration_seconds.unwrap_or(0));
     now.as_second() - renewed.0.as_second() > duration
 }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mailwarden-operator", version, about = "Dedicated, isolated outbound mail per tenant on Kubernetes")]
+#[command(
+    name = "mailwarden-operator",
+    version,
+    about = "Dedicated, isolated outbound mail per tenant on Kubernetes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

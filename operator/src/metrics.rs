@@ -45,9 +45,21 @@ impl Metrics {
             }),
         };
         let prefix = registry.sub_registry_with_prefix("mailwarden");
-        prefix.register("reconciles", "Reconciles started", metrics.reconciles.clone());
-        prefix.register("reconcile_failures", "Reconciles that failed", metrics.failures.clone());
-        prefix.register("writes", "Objects written to the API server", metrics.writes.clone());
+        prefix.register(
+            "reconciles",
+            "Reconciles started",
+            metrics.reconciles.clone(),
+        );
+        prefix.register(
+            "reconcile_failures",
+            "Reconciles that failed",
+            metrics.failures.clone(),
+        );
+        prefix.register(
+            "writes",
+            "Objects written to the API server",
+            metrics.writes.clone(),
+        );
         prefix.register(
             "reconcile_duration_seconds",
             "Time spent in one reconcile",
@@ -57,12 +69,18 @@ impl Metrics {
     }
 
     pub fn wrote(&self, controller: &str, kind: &str) {
-        let labels = WriteLabels { controller: controller.into(), kind: kind.into() };
+        let labels = WriteLabels {
+            controller: controller.into(),
+            kind: kind.into(),
+        };
         self.writes.get_or_create(&labels).inc();
     }
 
     pub fn failed(&self, controller: &str, category: &str) {
-        let labels = FailureLabels { controller: controller.into(), category: category.into() };
+        let labels = FailureLabels {
+            controller: controller.into(),
+            category: category.into(),
+        };
         self.failures.get_or_create(&labels).inc();
     }
 }

@@ -19,10 +19,18 @@ pub struct Options {
     #[arg(long, env = "MAILWARDEN_ADMIN_ADDRESS", default_value = "0.0.0.0:8080")]
     pub admin_address: SocketAddr,
     /// Namespace of the leader-election Lease; the operator's own namespace in a cluster.
-    #[arg(long, env = "MAILWARDEN_LEASE_NAMESPACE", default_value = "mailwarden-system")]
+    #[arg(
+        long,
+        env = "MAILWARDEN_LEASE_NAMESPACE",
+        default_value = "mailwarden-system"
+    )]
     pub lease_namespace: String,
     /// Name of the leader-election Lease.
-    #[arg(long, env = "MAILWARDEN_LEASE_NAME", default_value = "mailwarden-operator")]
+    #[arg(
+        long,
+        env = "MAILWARDEN_LEASE_NAME",
+        default_value = "mailwarden-operator"
+    )]
     pub lease_name: String,
     /// Identity of this replica in the Lease; the pod name in a cluster.
     #[arg(long, env = "POD_NAME")]
@@ -45,10 +53,15 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
     let ready = Arc::new(AtomicBool::new(false));
-    let state = AdminState { registry: Arc::new(registry), ready: ready.clone() };
+    let state = AdminState {
+        registry: Arc::new(registry),
+        ready: ready.clone(),
+    };
     let admin = tokio::spawn(admin::serve(options.admin_address, state));
 
-    let client = kube::Client::try_default().await.context("failed to build a Kubernetes client")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("failed to build a Kubernetes client")?;
     let identity = options.identity.clone().unwrap_or_else(default_identity);
     let lease = LeaseLock::new(
         client.clone(),

@@ -26,8 +26,23 @@ fn every_kind_has_a_status_subresource_and_short_name() {
     for (file, crd) in mailwarden_operator::crd::all() {
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1alpha1", "{file}");
-        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{file}");
-        assert!(!crd.spec.names.short_names.clone().unwrap_or_default().is_empty(), "{file}");
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "{file}"
+        );
+        assert!(
+            !crd.spec
+                .names
+                .short_names
+                .clone()
+                .unwrap_or_default()
+                .is_empty(),
+            "{file}"
+        );
         assert_eq!(crd.spec.group, "mailwarden.io");
     }
 }

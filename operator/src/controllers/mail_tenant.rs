@@ -96,7 +96,10 @@ fn read(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 pub async fn run(context: Arc<Context>) {
     let client = context.client.clone();
     let owned = || watcher::Config::default().labels(MANAGED);
-    let controller = Controller::new(Api::<MailTenant>::all(client.clone()), watcher::Config::default());
+    let controller = Controller::new(
+        Api::<MailTenant>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let store = controller.store();
     controller
         .owns(Api::<StatefulSet>::all(client.clone()), owned())
@@ -111,7 +114,11 @@ pub async fn run(context: Arc<Context>) {
             same_namespace(store.clone()),
         )
         // A tenant's admission depends on its siblings: when one goes, the next may take over.
-        .watches(Api::<MailTenant>::all(client), watcher::Config::default(), same_namespace(store))
+        .watches(
+            Api::<MailTenant>::all(client),
+            watcher::Config::default(),
+            same_namespace(store),
+        )
         .shutdown_on_signal()
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -150,12 +157,16 @@ async fn reconcile(tenant: Arc<MailTenant>, context: Arc<Context>) -> Result<Act
         generation = tenant.metadata.generation.unwrap_or_default(),
     );
     async {
-        let labels = crate::metrics::ReconcileLabels { controller: CONTROLLER.into() };
+        let labels = crate::metrics::ReconcileLabels {
+            controller: CONTROLLER.into(),
+        };
         context.metrics.reconciles.get_or_create(&labels).inc();
         let started = std::time::Instant::now();
 
-        let api: Api<MailTenant> =
-            Api::namespaced(context.client.clone(), &tenant.namespace().unwrap_or_default());
+        let api: Api<MailTenant> = Api::namespaced(
+            context.client.clone(),
+            &tenant.namespace().unwrap_or_default(),
+        );
         let result = finalizer(&api, FINALIZER, tenant.clone(), |event| async {
             match event {
                 FinalizerEvent::Apply(tenant) => apply_tenant(&tenant, &context).await,
@@ -169,7 +180,11 @@ async fn reconcile(tenant: Arc<MailTenant>, context: Arc<Context>) -> Result<Act
             other => Error::Finalizer(Box::new(other)),
         });
 
-        context.metrics.duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        context
+            .metrics
+            .duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
         if let Err(error) = &result {
             report_failure(&tenant, &context, error).await;
         }
@@ -191,7 +206,9 @@ async fn report_failure(tenant: &MailTenant, context: &Context, error: &Error) {
             tracing::warn!(error = %status_error, "failed to record the failure in status");
         }
     }
-    context.event(tenant, true, category, "Reconcile", message).await;
+    context
+        .event(tenant, true, category, "Reconcile", message)
+        .await;
 }
 
 async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, Error> {
@@ -200,7 +217,10 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
 
     // Step 1: admit. The oldest MailTenant of a namespace owns it.
     let tenants: Api<MailTenant> = Api::namespaced(client.clone(), &names.namespace);
-    let siblings = tenants.list(&ListParams::default()).await.map_err(read("MailTenants"))?;
+    let siblings = tenants
+        .list(&ListParams::default())
+        .await
+        .map_err(read("MailTenants"))?;
     if let Some(owner) = status::namespace_owner(&siblings.items)
         && owner.name_any() != names.tenant
     {
@@ -211,12 +231,22 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
 
     // Step 2: issue certificates.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
-    let ca = get(&secrets, &names.ca_secret()).await?.as_ref().and_then(tenant::read_ca);
-    let server = get(&secrets, &names.server_secret()).await?.as_ref().and_then(tenant::read_leaf);
+    let ca = get(&secrets, &names.ca_secret())
+        .await?
+        .as_ref()
+        .and_then(tenant::read_ca);
+    let server = get(&secrets, &names.server_secret())
+        .await?
+        .as_ref()
+        .and_then(tenant::read_leaf);
     let mut clients = std::collections::BTreeMap::new();
     for client_identity in &tenant.spec.clients {
         let name = names.client_secret(&client_identity.name);
-        if let Some(leaf) = get(&secrets, &name).await?.as_ref().and_then(tenant::read_leaf) {
+        if let Some(leaf) = get(&secrets, &name)
+            .await?
+            .as_ref()
+            .and_then(tenant::read_leaf)
+        {
             clients.insert(client_identity.name.clone(), leaf);
         }
     }
@@ -227,11 +257,20 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
         ca_days: tenant.spec.certificates.ca_validity_days,
         leaf_days: tenant.spec.certificates.leaf_validity_days,
     };
-    let issued = pki::plan(&wanted, time::OffsetDateTime::now_utc(), ca.as_ref(), server.as_ref(), &clients)?;
+    let issued = pki::plan(
+        &wanted,
+        time::OffsetDateTime::now_utc(),
+        ca.as_ref(),
+        server.as_ref(),
+        &clients,
+    )?;
 
     // Step 3: build the desired objects.
     let domains: Api<SendingDomain> = Api::namespaced(client.clone(), &names.namespace);
-    let domains = domains.list(&ListParams::default()).await.map_err(read("SendingDomains"))?;
+    let domains = domains
+        .list(&ListParams::default())
+        .await
+        .map_err(read("SendingDomains"))?;
     let SigningDomains { signing, waiting } = signing_domains(&domains.items);
     // Domains still waiting for verified keys are configured without selectors: the relay
     // answers their mail with a temporary error instead of refusing it outright.
@@ -259,27 +298,66 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
     }
     let namespaced = |kind| (client.clone(), names.namespace.clone(), kind);
     let (c, ns, _) = namespaced("ConfigMap");
-    apply_one(&Api::namespaced(c, &ns), tenant::config_map(tenant, &relay_toml), "ConfigMap", context, &mut applied).await?;
+    apply_one(
+        &Api::namespaced(c, &ns),
+        tenant::config_map(tenant, &relay_toml),
+        "ConfigMap",
+        context,
+        &mut applied,
+    )
+    .await?;
     for policy in tenant::network_policies(tenant) {
-        apply_one(&Api::namespaced(client.clone(), &ns), policy, "NetworkPolicy", context, &mut applied).await?;
+        apply_one(
+            &Api::namespaced(client.clone(), &ns),
+            policy,
+            "NetworkPolicy",
+            context,
+            &mut applied,
+        )
+        .await?;
     }
     for service in tenant::services(tenant) {
-        apply_one(&Api::namespaced(client.clone(), &ns), service, "Service", context, &mut applied).await?;
+        apply_one(
+            &Api::namespaced(client.clone(), &ns),
+            service,
+            "Service",
+            context,
+            &mut applied,
+        )
+        .await?;
     }
-    apply_one(&Api::namespaced(client.clone(), &ns), tenant::pod_disruption_budget(tenant), "PodDisruptionBudget", context, &mut applied).await?;
+    apply_one(
+        &Api::namespaced(client.clone(), &ns),
+        tenant::pod_disruption_budget(tenant),
+        "PodDisruptionBudget",
+        context,
+        &mut applied,
+    )
+    .await?;
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let set = tenant::stateful_set(tenant, &signing, &config_hash);
     apply_one(&sets, set, "StatefulSet", context, &mut applied).await?;
 
     if !issued.changes.is_empty() {
-        context.event(tenant, false, "CertificatesIssued", "IssueCertificates", issued.changes.join("; ")).await;
+        context
+            .event(
+                tenant,
+                false,
+                "CertificatesIssued",
+                "IssueCertificates",
+                issued.changes.join("; "),
+            )
+            .await;
     }
     if !applied.is_empty() {
         tracing::info!(objects = ?applied, "applied changed objects");
     }
 
     // Step 5: observe and report.
-    let live_set = sets.get_opt(&names.relay()).await.map_err(read("the relay StatefulSet"))?;
+    let live_set = sets
+        .get_opt(&names.relay())
+        .await
+        .map_err(read("the relay StatefulSet"))?;
     let fresh = status::observed(tenant, &issued, live_set.as_ref(), &waiting);
     write_status(tenant, context, fresh.conditions, Some(fresh.fields)).await?;
 
@@ -287,7 +365,10 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
 }
 
 async fn get(secrets: &Api<Secret>, name: &str) -> Result<Option<Secret>, Error> {
-    secrets.get_opt(name).await.map_err(read(format!("Secret {name}")))
+    secrets
+        .get_opt(name)
+        .await
+        .map_err(read(format!("Secret {name}")))
 }
 
 async fn apply_one<K>(
@@ -343,7 +424,13 @@ async fn write_status(
         merge_conditions(&previous.conditions, fresh, generation, chrono::Utc::now());
     // Conditions this pass did not evaluate (after a failure) keep their last observation,
     // with the generation it was made at.
-    conditions.extend(previous.conditions.iter().filter(|c| !types.contains(&c.type_)).cloned());
+    conditions.extend(
+        previous
+            .conditions
+            .iter()
+            .filter(|c| !types.contains(&c.type_))
+            .cloned(),
+    );
     let mut next = fields.unwrap_or_else(|| MailTenantStatus { ..previous.clone() });
     next.conditions = conditions;
     next.observed_generation = generation;
@@ -351,22 +438,33 @@ async fn write_status(
         return Ok(());
     }
 
-    let api: Api<MailTenant> =
-        Api::namespaced(context.client.clone(), &tenant.namespace().unwrap_or_default());
+    let api: Api<MailTenant> = Api::namespaced(
+        context.client.clone(),
+        &tenant.namespace().unwrap_or_default(),
+    );
     let patch = serde_json::json!({
         "apiVersion": "mailwarden.io/v1alpha1",
         "kind": "MailTenant",
         "status": next,
     });
-    api.patch_status(&tenant.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(Error::Status)?;
+    api.patch_status(
+        &tenant.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
     context.metrics.wrote(CONTROLLER, "MailTenantStatus");
 
     for condition in changed {
         let warning = condition.status != "True";
-        let note = format!("{} is {}: {}", condition.type_, condition.status, condition.message);
-        context.event(tenant, warning, &condition.reason, "UpdateStatus", note).await;
+        let note = format!(
+            "{} is {}: {}",
+            condition.type_, condition.status, condition.message
+        );
+        context
+            .event(tenant, warning, &condition.reason, "UpdateStatus", note)
+            .await;
     }
     Ok(())
 }
@@ -374,25 +472,34 @@ async fn write_status(
 /// Removes the relay's spool volume claims, which outlive their StatefulSet by default.
 async fn cleanup(tenant: &MailTenant, context: &Context) -> Result<Action, Error> {
     let names = Names::of(tenant);
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(context.client.clone(), &names.namespace);
+    let claims: Api<PersistentVolumeClaim> =
+        Api::namespaced(context.client.clone(), &names.namespace);
     let selector = tenant::selector_labels(&names)
         .iter()
         .map(|(key, value)| format!("{key}={value}"))
         .collect::<Vec<_>>()
         .join(",");
     let list = ListParams::default().labels(&selector);
-    let existing = claims.list(&list).await.map_err(read("spool volume claims"))?;
+    let existing = claims
+        .list(&list)
+        .await
+        .map_err(read("spool volume claims"))?;
     if !existing.items.is_empty() {
         claims
             .delete_collection(&DeleteParams::background(), &list)
             .await
-            .map_err(|source| Error::Cleanup { what: "spool volume claims".into(), source })?;
+            .map_err(|source| Error::Cleanup {
+                what: "spool volume claims".into(),
+                source,
+            })?;
     }
     let note = format!(
         "deleted tenant {}: {} spool volume claims removed; owned objects follow by garbage collection",
         names.tenant,
         existing.items.len()
     );
-    context.event(tenant, false, "Deleted", "Cleanup", note).await;
+    context
+        .event(tenant, false, "Deleted", "Cleanup", note)
+        .await;
     Ok(Action::await_change())
 }

@@ -6,8 +6,8 @@ pub mod sending_domain;
 use std::sync::Arc;
 
 use kube::Client;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::metrics::Metrics;
 
@@ -23,8 +23,15 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
-        let reporter = Reporter { controller: CONTROLLER_NAME.into(), instance };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics }
+        let reporter = Reporter {
+            controller: CONTROLLER_NAME.into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+        }
     }
 
     /// Publishes an Event about `object`; a failure to publish is logged, never fatal.
@@ -37,7 +44,11 @@ impl Context {
         note: String,
     ) {
         let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: reason.to_string(),
             note: Some(note),
             action: action.to_string(),
@@ -51,5 +62,8 @@ impl Context {
 
 /// Runs every controller until one stops (at shutdown).
 pub async fn run(context: Arc<Context>) {
-    tokio::join!(mail_tenant::run(context.clone()), sending_domain::run(context));
+    tokio::join!(
+        mail_tenant::run(context.clone()),
+        sending_domain::run(context)
+    );
 }

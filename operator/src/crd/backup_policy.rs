@@ -21,10 +21,26 @@ use super::Condition;
     category = "mailwarden",
     status = "BackupPolicyStatus",
     printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
-    printcolumn(name = "Retention-Years", type_ = "integer", json_path = ".spec.retentionYears"),
-    printcolumn(name = "Destinations", type_ = "integer", json_path = ".status.destinationCount"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Retention-Years",
+        type_ = "integer",
+        json_path = ".spec.retentionYears"
+    ),
+    printcolumn(
+        name = "Destinations",
+        type_ = "integer",
+        json_path = ".status.destinationCount"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.retentionYears >= 6 || has(self.retentionWaiver)").message("spec.retentionYears is below the six-year minimum for records of protected health information; set spec.retentionWaiver with the reason and approver to allow it"))]

@@ -42,7 +42,10 @@ impl Condition {
     }
 
     pub fn unknown(type_: &str, reason: &str, message: impl Into<String>) -> Self {
-        Self { status: "Unknown".to_string(), ..Self::new(type_, false, reason, message) }
+        Self {
+            status: "Unknown".to_string(),
+            ..Self::new(type_, false, reason, message)
+        }
     }
 
     pub fn is_true(&self) -> bool {

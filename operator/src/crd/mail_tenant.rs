@@ -24,12 +24,37 @@ use super::rules;
     category = "mailwarden",
     namespaced,
     status = "MailTenantStatus",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Hostname", type_ = "string", json_path = ".spec.relay.hostname"),
-    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
-    printcolumn(name = "Server-Cert-Expiry", type_ = "string", json_path = ".status.certificates.serverNotAfter", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Hostname",
+        type_ = "string",
+        json_path = ".spec.relay.hostname"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".status.readyReplicas"
+    ),
+    printcolumn(
+        name = "Server-Cert-Expiry",
+        type_ = "string",
+        json_path = ".status.certificates.serverNotAfter",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MailTenantSpec {
@@ -161,7 +186,10 @@ pub struct CertificateSettings {
 
 impl Default for CertificateSettings {
     fn default() -> Self {
-        Self { ca_validity_days: default_ca_days(), leaf_validity_days: default_leaf_days() }
+        Self {
+            ca_validity_days: default_ca_days(),
+            leaf_validity_days: default_leaf_days(),
+        }
     }
 }
 

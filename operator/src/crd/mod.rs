@@ -4,15 +4,15 @@
 // for a repeated attribute.
 #![allow(clippy::duplicated_attributes)]
 
-mod conditions;
 pub mod backup_policy;
+mod conditions;
 pub mod mail_tenant;
 pub mod rules;
 pub mod sending_domain;
 pub mod sending_ip_pool;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 pub use backup_policy::{BackupPolicy, BackupPolicySpec};
 pub use conditions::{Condition, find as find_condition, merge as merge_conditions};
@@ -27,7 +27,9 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("backuppolicy.yaml", BackupPolicy::crd()),
         ("sendingippool.yaml", SendingIPPool::crd()),
     ];
-    crds.into_iter().map(|(file, crd)| (file, with_kubernetes_formats(crd))).collect()
+    crds.into_iter()
+        .map(|(file, crd)| (file, with_kubernetes_formats(crd)))
+        .collect()
 }
 
 /// Adapts what schemars derives to what the API server and `kubectl explain` expect:
@@ -42,7 +44,9 @@ fn with_kubernetes_formats(crd: CustomResourceDefinition) -> CustomResourceDefin
             serde_json::Value::Object(map) => {
                 if let Some(serde_json::Value::String(format)) = map.get_mut("format") {
                     match format.as_str() {
-                        "uint8" | "uint16" | "int8" | "int16" | "uint32" => *format = "int32".into(),
+                        "uint8" | "uint16" | "int8" | "int16" | "uint32" => {
+                            *format = "int32".into()
+                        }
                         "uint64" | "uint" => *format = "int64".into(),
                         _ => {}
                     }
@@ -58,7 +62,13 @@ fn with_kubernetes_formats(crd: CustomResourceDefinition) -> CustomResourceDefin
     }
     fn unwrap_paragraphs(text: &str) -> String {
         text.split("\n\n")
-            .map(|paragraph| paragraph.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+            .map(|paragraph| {
+                paragraph
+                    .split('\n')
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .collect::<Vec<_>>()
             .join("\n\n")
     }

@@ -4,8 +4,7 @@
 use kube::core::{Message, Rule};
 
 /// Syntax of a lower-case DNS name of at least two labels, without a trailing dot.
-const DNS_NAME: &str =
-    "^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+const DNS_NAME: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
 /// A string field that must be a DNS name (paired with [`dns_label_lengths`]).
 pub fn dns_name(what: &str) -> Rule {
@@ -17,8 +16,9 @@ pub fn dns_name(what: &str) -> Rule {
 
 /// Every label of a DNS name is at most 63 bytes (RFC 1035).
 pub fn dns_label_lengths(what: &str) -> Rule {
-    Rule::new("self.split('.').all(label, label.size() <= 63)")
-        .message(Message::Message(format!("{what} has a label longer than 63 bytes")))
+    Rule::new("self.split('.').all(label, label.size() <= 63)").message(Message::Message(format!(
+        "{what} has a label longer than 63 bytes"
+    )))
 }
 
 /// A string field that must be one DNS label (RFC 1123), such as a client or selector name.

@@ -19,9 +19,17 @@ use super::Condition;
     category = "mailwarden",
     status = "SendingIPPoolStatus",
     printcolumn(name = "Egress", type_ = "string", json_path = ".spec.egress.mode"),
-    printcolumn(name = "Allocated", type_ = "integer", json_path = ".status.allocatedCount"),
+    printcolumn(
+        name = "Allocated",
+        type_ = "integer",
+        json_path = ".status.allocatedCount"
+    ),
     printcolumn(name = "Free", type_ = "integer", json_path = ".status.freeCount"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SendingIPPoolSpec {

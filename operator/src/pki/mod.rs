@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use time::OffsetDateTime;
 use x509_parser::pem::Pem;
@@ -137,12 +137,16 @@ pub fn plan(
 
     let current = ca.and_then(|stored| {
         let info = parse_certs(&stored.cert_pem).into_iter().next()?;
-        KeyPair::from_pem(&stored.key_pem).ok().map(|_| (stored.clone(), info))
+        KeyPair::from_pem(&stored.key_pem)
+            .ok()
+            .map(|_| (stored.clone(), info))
     });
     let ca = match current {
         Some((stored, info)) if !info.due_for_renewal(now_ts) => stored,
         Some((stored, _)) => {
-            changes.push("rotated the tenant CA; leaves move to it once the bundle is published".into());
+            changes.push(
+                "rotated the tenant CA; leaves move to it once the bundle is published".into(),
+            );
             let mut fresh = new_ca(wanted, now)?;
             fresh.retired_pem = format!("{}{}", stored.retired_pem, stored.cert_pem);
             fresh
@@ -172,7 +176,10 @@ pub fn plan(
             (current_names && current_issuer && fresh).then(|| stored.clone())
         });
         match keep {
-            Some(stored) => Ok(StoredLeaf { bundle_pem: bundle_pem.clone(), ..stored }),
+            Some(stored) => Ok(StoredLeaf {
+                bundle_pem: bundle_pem.clone(),
+                ..stored
+            }),
             None => {
                 changes.push(format!("issued the {what} certificate"));
                 let not_after = (now + time::Duration::days(i64::from(wanted.leaf_days)))
@@ -203,14 +210,22 @@ pub fn plan(
         })
         .collect::<Result<_, PkiError>>()?;
 
-    Ok(Issued { ca, bundle_pem, server, clients, changes })
+    Ok(Issued {
+        ca,
+        bundle_pem,
+        server,
+        clients,
+        changes,
+    })
 }
 
 /// The current CA followed by every retired CA that has not expired.
 fn bundle(ca: &StoredCa, now: i64) -> String {
     let mut bundle = ca.cert_pem.clone();
     for block in Pem::iter_from_buffer(ca.retired_pem.as_bytes()).filter_map(Result::ok) {
-        let Ok(cert) = block.parse_x509() else { continue };
+        let Ok(cert) = block.parse_x509() else {
+            continue;
+        };
         if cert.validity().not_after.timestamp() > now {
             bundle.push_str(&pem_block("CERTIFICATE", &block.contents));
         }
@@ -226,7 +241,10 @@ fn pem_block(label: &str, der: &[u8]) -> String {
         .chunks(64)
         .map(|chunk| std::str::from_utf8(chunk).expect("base64 is ascii"))
         .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 fn new_ca(wanted: &Wanted, now: OffsetDateTime) -> Result<StoredCa, PkiError> {
@@ -248,10 +266,15 @@ fn new_ca(wanted: &Wanted, now: OffsetDateTime) -> Result<StoredCa, PkiError> {
     params.not_before = now - time::Duration::seconds(BACKDATE_SECONDS);
     params.not_after = now + time::Duration::days(i64::from(wanted.ca_days));
     params.use_authority_key_identifier_extension = false;
-    let cert = params
-        .self_signed(&key)
-        .map_err(|source| PkiError::Issue { what: "CA".into(), source })?;
-    Ok(StoredCa { cert_pem: cert.pem(), key_pem: key.serialize_pem(), retired_pem: String::new() })
+    let cert = params.self_signed(&key).map_err(|source| PkiError::Issue {
+        what: "CA".into(),
+        source,
+    })?;
+    Ok(StoredCa {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        retired_pem: String::new(),
+    })
 }
 
 fn issue_leaf(
@@ -264,7 +287,10 @@ fn issue_leaf(
     bundle_pem: &str,
 ) -> Result<StoredLeaf, PkiError> {
     let key = KeyPair::generate().map_err(PkiError::Key)?;
-    let error = |source| PkiError::Issue { what: what.to_string(), source };
+    let error = |source| PkiError::Issue {
+        what: what.to_string(),
+        source,
+    };
     let mut params = CertificateParams::new(names.to_vec()).map_err(error)?;
     let mut name = DistinguishedName::new();
     name.push(DnType::OrganizationName, "mailwarden");

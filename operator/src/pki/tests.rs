@@ -25,7 +25,14 @@ fn first() -> Issued {
 }
 
 fn again(previous: &Issued, wanted: &Wanted, now: i64) -> Issued {
-    plan(wanted, at(now), Some(&previous.ca), Some(&previous.server), &previous.clients).unwrap()
+    plan(
+        wanted,
+        at(now),
+        Some(&previous.ca),
+        Some(&previous.server),
+        &previous.clients,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -42,11 +49,20 @@ fn first_plan_issues_ca_server_and_every_client_with_exact_windows() {
     );
     let ca = &parse_certs(&issued.ca.cert_pem)[0];
     assert_eq!((ca.not_before, ca.not_after), (T0 - 300, T0 + 300 * DAY));
-    assert_eq!(ca.subject, format!("O=mailwarden, CN=st-olaf tenant CA {T0}"));
+    assert_eq!(
+        ca.subject,
+        format!("O=mailwarden, CN=st-olaf tenant CA {T0}")
+    );
 
     let server = &parse_certs(&issued.server.cert_pem)[0];
-    assert_eq!((server.not_before, server.not_after), (T0 - 300, T0 + 90 * DAY));
-    assert_eq!(server.dns_names, ["relay.st-olaf.example", "relay.tenant-a.svc"]);
+    assert_eq!(
+        (server.not_before, server.not_after),
+        (T0 - 300, T0 + 90 * DAY)
+    );
+    assert_eq!(
+        server.dns_names,
+        ["relay.st-olaf.example", "relay.tenant-a.svc"]
+    );
     assert_eq!(server.issuer, ca.subject);
 
     let ehr = &parse_certs(&issued.clients["ehr"].cert_pem)[0];
@@ -59,7 +75,13 @@ fn unchanged_inputs_keep_everything() {
     let issued = first();
     let next = again(&issued, &wanted(), T0 + DAY);
     assert!(next.changes.is_empty(), "{:?}", next.changes);
-    assert_eq!(next, Issued { changes: vec![], ..issued });
+    assert_eq!(
+        next,
+        Issued {
+            changes: vec![],
+            ..issued
+        }
+    );
 }
 
 #[test]
@@ -87,10 +109,18 @@ fn leaves_renew_when_a_third_of_their_lifetime_is_left() {
 fn changed_names_reissue_only_the_affected_leaf() {
     let issued = first();
     let mut wanted = wanted();
-    wanted.server_names.push("relay.st-olaf.svc.cluster.local".into());
+    wanted
+        .server_names
+        .push("relay.st-olaf.svc.cluster.local".into());
     wanted.clients.push("lab".into());
     let next = again(&issued, &wanted, T0 + DAY);
-    assert_eq!(next.changes, ["issued the server certificate", "issued the client lab certificate"]);
+    assert_eq!(
+        next.changes,
+        [
+            "issued the server certificate",
+            "issued the client lab certificate"
+        ]
+    );
     assert_eq!(next.clients["ehr"], issued.clients["ehr"]);
 }
 
@@ -113,8 +143,14 @@ fn ca_rotation_publishes_the_bundle_before_leaves_move() {
     assert_ne!(rotated.ca.cert_pem, old_ca);
     assert_eq!(rotated.ca.retired_pem, old_ca);
     assert_eq!(parse_certs(&rotated.bundle_pem).len(), 2);
-    assert_eq!(rotated.server.cert_pem, refreshed.server.cert_pem, "leaf kept in phase one");
-    assert_eq!(rotated.server.bundle_pem, rotated.bundle_pem, "bundle published in phase one");
+    assert_eq!(
+        rotated.server.cert_pem, refreshed.server.cert_pem,
+        "leaf kept in phase one"
+    );
+    assert_eq!(
+        rotated.server.bundle_pem, rotated.bundle_pem,
+        "bundle published in phase one"
+    );
 
     let moved = again(&rotated, &wanted, rotate_at + 60);
     assert_eq!(
@@ -126,8 +162,15 @@ fn ca_rotation_publishes_the_bundle_before_leaves_move() {
         ]
     );
     let new_ca = &parse_certs(&moved.ca.cert_pem)[0];
-    assert_eq!(parse_certs(&moved.server.cert_pem)[0].issuer, new_ca.subject);
-    assert_eq!(parse_certs(&moved.bundle_pem).len(), 2, "old CA trusted until it expires");
+    assert_eq!(
+        parse_certs(&moved.server.cert_pem)[0].issuer,
+        new_ca.subject
+    );
+    assert_eq!(
+        parse_certs(&moved.bundle_pem).len(),
+        2,
+        "old CA trusted until it expires"
+    );
 
     let after_old_expiry = again(&moved, &wanted, T0 + 301 * DAY);
     assert_eq!(parse_certs(&after_old_expiry.bundle_pem).len(), 1);
@@ -140,7 +183,10 @@ fn leaves_never_outlive_their_ca() {
     wanted.leaf_days = 90;
     let issued = plan(&wanted, at(T0), None, None, &BTreeMap::new()).unwrap();
     let ca = &parse_certs(&issued.ca.cert_pem)[0];
-    assert_eq!(parse_certs(&issued.server.cert_pem)[0].not_after, ca.not_after);
+    assert_eq!(
+        parse_certs(&issued.server.cert_pem)[0].not_after,
+        ca.not_after
+    );
 }
 
 #[test]

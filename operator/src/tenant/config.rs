@@ -9,7 +9,8 @@ use mailwarden_relay_config::{
 };
 
 use super::relay::{
-    ADMIN_PORT, DRAIN_SECONDS, DKIM_DIR, SMARTHOST_DIR, SPOOL_DIR, SUBMISSION_PORT, SUBMISSIONS_PORT, TLS_DIR,
+    ADMIN_PORT, DKIM_DIR, DRAIN_SECONDS, SMARTHOST_DIR, SPOOL_DIR, SUBMISSION_PORT,
+    SUBMISSIONS_PORT, TLS_DIR,
 };
 use super::{Names, SigningDomain};
 use crate::crd::MailTenant;
@@ -23,7 +24,10 @@ pub fn relay_config(tenant: &MailTenant, domains: &[SigningDomain]) -> RelayConf
         Some(smarthost) => DeliveryMode::Smarthost {
             host: smarthost.host.clone(),
             port: smarthost.port,
-            credentials_dir: smarthost.credentials_secret.as_ref().map(|_| PathBuf::from(SMARTHOST_DIR)),
+            credentials_dir: smarthost
+                .credentials_secret
+                .as_ref()
+                .map(|_| PathBuf::from(SMARTHOST_DIR)),
         },
         None => DeliveryMode::Direct {
             fallback_tls: match spec.delivery.fallback_tls {
@@ -75,7 +79,9 @@ pub fn relay_config(tenant: &MailTenant, domains: &[SigningDomain]) -> RelayConf
             max_connections: 200,
             drain_seconds: DRAIN_SECONDS,
         },
-        spool: Spool { dir: format!("{SPOOL_DIR}/queue").into() },
+        spool: Spool {
+            dir: format!("{SPOOL_DIR}/queue").into(),
+        },
         delivery: mailwarden_relay_config::Delivery {
             mode,
             source_addresses: Vec::new(),
@@ -87,7 +93,13 @@ pub fn relay_config(tenant: &MailTenant, domains: &[SigningDomain]) -> RelayConf
             mx_override: None,
             trust_anchors_file: None,
         },
-        audit: Audit { file: format!("{SPOOL_DIR}/audit/audit.jsonl").into() },
-        auth_failures: AuthFailures { max_failures: 5, window_seconds: 300, block_seconds: 900 },
+        audit: Audit {
+            file: format!("{SPOOL_DIR}/audit/audit.jsonl").into(),
+        },
+        auth_failures: AuthFailures {
+            max_failures: 5,
+            window_seconds: 300,
+            block_seconds: 900,
+        },
     }
 }

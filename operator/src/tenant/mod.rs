@@ -17,7 +17,7 @@ use mailwarden_relay_config::DkimAlgorithm;
 pub use config::relay_config;
 pub use network::network_policies;
 pub use relay::{
-    ADMIN_PORT, SUBMISSIONS_PORT, SUBMISSION_PORT, config_map, pod_disruption_budget, services,
+    ADMIN_PORT, SUBMISSION_PORT, SUBMISSIONS_PORT, config_map, pod_disruption_budget, services,
     stateful_set,
 };
 pub use secrets::{ca_secret, leaf_secret, read_ca, read_leaf};
@@ -98,8 +98,14 @@ impl Names {
 /// Labels that select the tenant's relay pods.
 pub fn selector_labels(names: &Names) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "mailwarden-relay".to_string()),
-        ("app.kubernetes.io/instance".to_string(), names.tenant.clone()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "mailwarden-relay".to_string(),
+        ),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            names.tenant.clone(),
+        ),
     ])
 }
 
@@ -125,7 +131,9 @@ pub fn owned_meta(tenant: &MailTenant, name: String) -> ObjectMeta {
 }
 
 fn owner_reference(tenant: &MailTenant) -> OwnerReference {
-    tenant.controller_owner_ref(&()).expect("a stored MailTenant has a name and uid")
+    tenant
+        .controller_owner_ref(&())
+        .expect("a stored MailTenant has a name and uid")
 }
 
 #[cfg(test)]

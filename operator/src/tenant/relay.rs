@@ -86,14 +86,21 @@ pub fn pod_disruption_budget(tenant: &MailTenant) -> PodDisruptionBudget {
 
 /// The relay StatefulSet. `config_hash` covers the configuration and the Secrets the pods
 /// mount, so a change to any of them rolls the pods.
-pub fn stateful_set(tenant: &MailTenant, domains: &[SigningDomain], config_hash: &str) -> StatefulSet {
+pub fn stateful_set(
+    tenant: &MailTenant,
+    domains: &[SigningDomain],
+    config_hash: &str,
+) -> StatefulSet {
     let names = Names::of(tenant);
     let spec = &tenant.spec.relay;
     let selector = selector_labels(&names);
     let mut pod_labels = super::labels(&names);
     pod_labels.extend(selector.clone());
 
-    let resources = spec.resources.clone().map(|r| serde_json::to_value(r).expect("resources"));
+    let resources = spec
+        .resources
+        .clone()
+        .map(|r| serde_json::to_value(r).expect("resources"));
     let resources = resources.unwrap_or_else(|| {
         json!({ "requests": { "cpu": "100m", "memory": "128Mi" }, "limits": { "memory": "512Mi" } })
     });
@@ -116,7 +123,13 @@ pub fn stateful_set(tenant: &MailTenant, domains: &[SigningDomain], config_hash:
         }}));
         mounts.push(json!({ "name": "dkim", "mountPath": DKIM_DIR, "readOnly": true }));
     }
-    if let Some(secret) = tenant.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
+    if let Some(secret) = tenant
+        .spec
+        .delivery
+        .smarthost
+        .as_ref()
+        .and_then(|s| s.credentials_secret.as_ref())
+    {
         volumes.push(json!({ "name": "smarthost", "secret": { "secretName": secret, "defaultMode": 0o440 } }));
         mounts.push(json!({ "name": "smarthost", "mountPath": SMARTHOST_DIR, "readOnly": true }));
     }
@@ -215,10 +228,13 @@ fn dkim_sources(domains: &[SigningDomain]) -> Vec<Value> {
     let mut by_secret: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for domain in domains {
         for selector in &domain.selectors {
-            by_secret.entry(&domain.secret_name).or_default().push(json!({
-                "key": selector.secret_key,
-                "path": format!("{}/{}.pem", domain.domain, selector.name),
-            }));
+            by_secret
+                .entry(&domain.secret_name)
+                .or_default()
+                .push(json!({
+                    "key": selector.secret_key,
+                    "path": format!("{}/{}.pem", domain.domain, selector.name),
+                }));
         }
     }
     by_secret

@@ -34,7 +34,11 @@ pub fn ca_secret(tenant: &MailTenant, name: String, ca: &StoredCa) -> Secret {
         tenant,
         name,
         "Opaque",
-        [(CA_CERT, &ca.cert_pem), (CA_KEY, &ca.key_pem), (RETIRED, &ca.retired_pem)],
+        [
+            (CA_CERT, &ca.cert_pem),
+            (CA_KEY, &ca.key_pem),
+            (RETIRED, &ca.retired_pem),
+        ],
     )
 }
 
@@ -44,12 +48,18 @@ pub fn leaf_secret(tenant: &MailTenant, name: String, leaf: &StoredLeaf) -> Secr
         tenant,
         name,
         "kubernetes.io/tls",
-        [(TLS_CERT, &leaf.cert_pem), (TLS_KEY, &leaf.key_pem), (CA_CERT, &leaf.bundle_pem)],
+        [
+            (TLS_CERT, &leaf.cert_pem),
+            (TLS_KEY, &leaf.key_pem),
+            (CA_CERT, &leaf.bundle_pem),
+        ],
     )
 }
 
 fn field(data: &BTreeMap<String, ByteString>, key: &str) -> String {
-    data.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned()).unwrap_or_default()
+    data.get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        .unwrap_or_default()
 }
 
 pub fn read_ca(secret: &Secret) -> Option<StoredCa> {

@@ -61,7 +61,10 @@ fn relay_config_is_valid_and_points_at_mounted_files() {
         config.sending_domains[0].selectors[1].key_file.to_str(),
         Some("/etc/mailwarden/dkim/mail.st-olaf.example/mw202612e.pem")
     );
-    assert_eq!(config.tls.client_ca_file.to_str(), Some("/etc/mailwarden/tls/ca.crt"));
+    assert_eq!(
+        config.tls.client_ca_file.to_str(),
+        Some("/etc/mailwarden/tls/ca.crt")
+    );
     assert!(matches!(config.delivery.mode, DeliveryMode::Direct { .. }));
 }
 
@@ -72,7 +75,10 @@ fn stateful_set_runs_restricted_and_rolls_on_hash() {
     let pod = &set["spec"]["template"]["spec"];
     assert_eq!(set["metadata"]["ownerReferences"][0]["kind"], "MailTenant");
     assert_eq!(set["metadata"]["ownerReferences"][0]["controller"], true);
-    assert_eq!(set["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION], "abc123");
+    assert_eq!(
+        set["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION],
+        "abc123"
+    );
     assert_eq!(pod["automountServiceAccountToken"], false);
     assert_eq!(
         pod["securityContext"],
@@ -90,13 +96,19 @@ fn stateful_set_runs_restricted_and_rolls_on_hash() {
             "seccompProfile": { "type": "RuntimeDefault" },
         })
     );
-    assert_eq!(container["readinessProbe"]["httpGet"], json!({ "path": "/readyz", "port": "admin" }));
     assert_eq!(
-        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
-            ["podAffinityTerm"]["topologyKey"],
+        container["readinessProbe"]["httpGet"],
+        json!({ "path": "/readyz", "port": "admin" })
+    );
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+            ["topologyKey"],
         "topology.kubernetes.io/zone"
     );
-    assert_eq!(set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi");
+    assert_eq!(
+        set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "10Gi"
+    );
     assert_eq!(
         pod["volumes"][3],
         json!({ "name": "dkim", "projected": { "defaultMode": 0o440, "sources": [{ "secret": {
@@ -112,8 +124,13 @@ fn stateful_set_runs_restricted_and_rolls_on_hash() {
 #[test]
 fn stateful_set_without_domains_mounts_no_dkim_volume() {
     let set = to_json(&stateful_set(&tenant(), &[], "h"));
-    let volumes = set["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
-    let names: Vec<&str> = volumes.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    let volumes = set["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = volumes
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["config", "tls", "tmp"]);
 }
 
@@ -124,7 +141,10 @@ fn network_policies_hold_exactly_the_intended_rules() {
         "app.kubernetes.io/instance": "st-olaf", "app.kubernetes.io/name": "mailwarden-relay",
     }});
     assert_eq!(deny["metadata"]["name"], "st-olaf-relay-deny-all");
-    assert_eq!(deny["spec"], json!({ "podSelector": pods, "policyTypes": ["Ingress", "Egress"] }));
+    assert_eq!(
+        deny["spec"],
+        json!({ "podSelector": pods, "policyTypes": ["Ingress", "Egress"] })
+    );
     assert_eq!(
         submission["spec"],
         json!({
@@ -172,7 +192,10 @@ fn smarthost_egress_allows_only_its_port() {
         credentials_secret: Some("upstream".into()),
     });
     let [_, _, egress] = network_policies(&tenant).map(|p| to_json(&p));
-    assert_eq!(egress["spec"]["egress"][1]["ports"], json!([{ "protocol": "TCP", "port": 587 }]));
+    assert_eq!(
+        egress["spec"]["egress"][1]["ports"],
+        json!([{ "protocol": "TCP", "port": 587 }])
+    );
     let config = relay_config(&tenant, &[]);
     assert_eq!(
         config.delivery.mode,

@@ -30,7 +30,9 @@ pub fn namespace_owner(tenants: &[MailTenant]) -> Option<&MailTenant> {
         .filter(|tenant| tenant.metadata.deletion_timestamp.is_none())
         .min_by(|a, b| {
             let created = |t: &MailTenant| t.metadata.creation_timestamp.clone().map(|c| c.0);
-            created(a).cmp(&created(b)).then_with(|| a.name_any().cmp(&b.name_any()))
+            created(a)
+                .cmp(&created(b))
+                .then_with(|| a.name_any().cmp(&b.name_any()))
         })
 }
 
@@ -64,7 +66,10 @@ pub struct SigningDomains {
 pub fn signing_domains(domains: &[SendingDomain]) -> SigningDomains {
     let mut result = SigningDomains::default();
     for domain in domains {
-        let signing = domain.status.as_ref().and_then(|s| s.relay_signing.as_ref());
+        let signing = domain
+            .status
+            .as_ref()
+            .and_then(|s| s.relay_signing.as_ref());
         match signing {
             Some(signing) if !signing.selectors.is_empty() => {
                 result.signing.push(SigningDomain {
@@ -139,9 +144,12 @@ pub fn observed(
             &condition.reason,
             format!("{}: {}", condition.type_, condition.message),
         ),
-        None if waiting_domains.is_empty() => {
-            Condition::new(READY, true, "TenantReady", "relay running with verified certificates")
-        }
+        None if waiting_domains.is_empty() => Condition::new(
+            READY,
+            true,
+            "TenantReady",
+            "relay running with verified certificates",
+        ),
         None => Condition::new(
             READY,
             true,
@@ -169,7 +177,15 @@ pub fn observed(
 fn relay_condition(tenant: &MailTenant, set: Option<&StatefulSet>) -> (Condition, i32) {
     let wanted = tenant.spec.relay.replicas;
     let Some(set) = set else {
-        return (Condition::new(RELAY_READY, false, "RelayPending", "the relay StatefulSet does not exist yet"), 0);
+        return (
+            Condition::new(
+                RELAY_READY,
+                false,
+                "RelayPending",
+                "the relay StatefulSet does not exist yet",
+            ),
+            0,
+        );
     };
     let status = set.status.clone().unwrap_or_default();
     let ready = status.ready_replicas.unwrap_or(0);
@@ -184,7 +200,9 @@ fn relay_condition(tenant: &MailTenant, set: Option<&StatefulSet>) -> (Condition
             RELAY_READY,
             false,
             "RollingOut",
-            format!("{updated} of {wanted} relay pods run the current configuration, {ready} ready"),
+            format!(
+                "{updated} of {wanted} relay pods run the current configuration, {ready} ready"
+            ),
         )
     } else if ready < wanted {
         Condition::new(
@@ -211,7 +229,10 @@ fn rfc3339(timestamp: i64) -> String {
 }
 
 fn not_after(pem: &str) -> i64 {
-    pki::parse_certs(pem).first().map(|c| c.not_after).unwrap_or_default()
+    pki::parse_certs(pem)
+        .first()
+        .map(|c| c.not_after)
+        .unwrap_or_default()
 }
 
 fn certificate_status(issued: &Issued) -> CertificateStatus {

@@ -18,7 +18,10 @@ fn tenant(name: &str, created: &str) -> MailTenant {
 
 fn set(generation: i64, status: StatefulSetStatus) -> StatefulSet {
     StatefulSet {
-        metadata: kube::api::ObjectMeta { generation: Some(generation), ..Default::default() },
+        metadata: kube::api::ObjectMeta {
+            generation: Some(generation),
+            ..Default::default()
+        },
         status: Some(status),
         ..Default::default()
     }
@@ -45,23 +48,42 @@ fn oldest_tenant_owns_the_namespace() {
     ];
     assert_eq!(namespace_owner(&tenants).unwrap().name_any(), "also-first");
     let refused = &duplicate("tenant-a", "also-first")[0];
-    assert_eq!((refused.type_.as_str(), refused.status.as_str()), ("Ready", "False"));
+    assert_eq!(
+        (refused.type_.as_str(), refused.status.as_str()),
+        ("Ready", "False")
+    );
     assert_eq!(refused.reason, "DuplicateTenant");
-    assert!(refused.message.starts_with("namespace tenant-a already has MailTenant also-first;"));
+    assert!(
+        refused
+            .message
+            .starts_with("namespace tenant-a already has MailTenant also-first;")
+    );
 }
 
 #[test]
 fn relay_readiness_follows_the_stateful_set() {
     let t = tenant("a", "2026-05-01T00:00:00Z");
     let (missing, _) = relay_condition(&t, None);
-    assert_eq!((missing.status.as_str(), missing.reason.as_str()), ("False", "RelayPending"));
+    assert_eq!(
+        (missing.status.as_str(), missing.reason.as_str()),
+        ("False", "RelayPending")
+    );
 
     let (ready, replicas) = relay_condition(&t, Some(&set(4, rolled(2))));
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "ReplicasReady"));
-    assert_eq!((ready.message.as_str(), replicas), ("2 of 2 relay pods are ready", 2));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "ReplicasReady")
+    );
+    assert_eq!(
+        (ready.message.as_str(), replicas),
+        ("2 of 2 relay pods are ready", 2)
+    );
 
     let (one, _) = relay_condition(&t, Some(&set(4, rolled(1))));
-    assert_eq!((one.reason.as_str(), one.message.as_str()), ("ReplicasNotReady", "1 of 2 relay pods are ready"));
+    assert_eq!(
+        (one.reason.as_str(), one.message.as_str()),
+        ("ReplicasNotReady", "1 of 2 relay pods are ready")
+    );
 
     let (stale, _) = relay_condition(&t, Some(&set(5, rolled(2))));
     assert_eq!(stale.reason, "RollingOut");
@@ -72,7 +94,10 @@ fn relay_readiness_follows_the_stateful_set() {
     let (rolling, _) = relay_condition(&t, Some(&set(4, rolling)));
     assert_eq!(
         (rolling.reason.as_str(), rolling.message.as_str()),
-        ("RollingOut", "1 of 2 relay pods run the current configuration, 2 ready")
+        (
+            "RollingOut",
+            "1 of 2 relay pods run the current configuration, 2 ready"
+        )
     );
 }
 
@@ -97,12 +122,27 @@ fn ready_names_the_first_failing_condition() {
 
     let pending = observed(&t, &issued, Some(&set(4, rolled(1))), &[]);
     let ready = &pending.conditions[0];
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "ReplicasNotReady"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ReplicasNotReady")
+    );
     assert_eq!(ready.message, "RelayReady: 1 of 2 relay pods are ready");
-    let types: Vec<&str> = pending.conditions.iter().map(|c| c.type_.as_str()).collect();
-    assert_eq!(types, ["Ready", "PKIReady", "RelayReady", "NetworkIsolated"]);
+    let types: Vec<&str> = pending
+        .conditions
+        .iter()
+        .map(|c| c.type_.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["Ready", "PKIReady", "RelayReady", "NetworkIsolated"]
+    );
 
-    let done = observed(&t, &issued, Some(&set(4, rolled(2))), &["mail.a.example".into()]);
+    let done = observed(
+        &t,
+        &issued,
+        Some(&set(4, rolled(2))),
+        &["mail.a.example".into()],
+    );
     assert_eq!(done.conditions[0].status, "True");
     assert_eq!(
         done.conditions[0].message,
@@ -111,7 +151,10 @@ fn ready_names_the_first_failing_condition() {
     let certificates = done.fields.certificates.unwrap();
     assert_eq!(certificates.clients[0].name, "ehr");
     assert_eq!(certificates.trusted_cas, 1);
-    assert_eq!(done.fields.submission_endpoint.as_deref(), Some("a-relay.tenant-a.svc:465"));
+    assert_eq!(
+        done.fields.submission_endpoint.as_deref(),
+        Some("a-relay.tenant-a.svc:465")
+    );
 }
 
 #[test]
@@ -143,8 +186,16 @@ fn signing_domains_come_from_relay_signing_status() {
             domain: "mail.a.example".into(),
             secret_name: "mail-dkim".into(),
             selectors: vec![
-                SigningSelector { name: "mw1r".into(), algorithm: RelayAlgorithm::RsaSha256, secret_key: "mw1r.pem".into() },
-                SigningSelector { name: "mw1e".into(), algorithm: RelayAlgorithm::Ed25519Sha256, secret_key: "mw1e.pem".into() },
+                SigningSelector {
+                    name: "mw1r".into(),
+                    algorithm: RelayAlgorithm::RsaSha256,
+                    secret_key: "mw1r.pem".into()
+                },
+                SigningSelector {
+                    name: "mw1e".into(),
+                    algorithm: RelayAlgorithm::Ed25519Sha256,
+                    secret_key: "mw1e.pem".into()
+                },
             ],
         }]
     );
