@@ -10,6 +10,7 @@ pub mod controllers;
 pub mod crd;
 pub mod dkim;
 pub mod dns;
+pub mod ippool;
 pub mod leader;
 pub mod metrics;
 pub mod pki;

@@ -32,11 +32,12 @@ use tracing::Instrument;
 use super::Context;
 use crate::apply::{Outcome, apply};
 use crate::crd::sending_domain::SendingDomain;
-use crate::crd::{MailTenant, MailTenantStatus, merge_conditions};
+use crate::crd::sending_ip_pool::EgressMode;
+use crate::crd::{MailTenant, MailTenantStatus, SendingIPPool, merge_conditions};
 use crate::pki::{self, PkiError};
 use crate::tenant::{self, FIELD_MANAGER, Names};
 
-pub use status::{SigningDomains, signing_domains};
+pub use status::{Addresses, SigningDomains, signing_domains};
 
 /// Finalizer that removes the relay's spool volume claims before the tenant goes.
 pub const FINALIZER: &str = "mailwarden.io/tenant-cleanup";
@@ -113,6 +114,11 @@ pub async fn run(context: Arc<Context>) {
             watcher::Config::default(),
             same_namespace(store.clone()),
         )
+        .watches(
+            Api::<SendingIPPool>::all(client.clone()),
+            watcher::Config::default(),
+            drawing_from(store.clone()),
+        )
         // A tenant's admission depends on its siblings: when one goes, the next may take over.
         .watches(
             Api::<MailTenant>::all(client),
@@ -139,6 +145,27 @@ fn same_namespace<K: Resource>(
             .state()
             .iter()
             .filter(|tenant| tenant.metadata.namespace == namespace)
+            .map(|tenant| ObjectRef::from_obj(tenant.as_ref()))
+            .collect()
+    }
+}
+
+/// Maps a SendingIPPool to the MailTenants that draw from it.
+fn drawing_from(
+    store: Store<MailTenant>,
+) -> impl Fn(SendingIPPool) -> Vec<ObjectRef<MailTenant>> + Send + Sync + 'static {
+    move |pool| {
+        let name = pool.name_any();
+        store
+            .state()
+            .iter()
+            .filter(|tenant| {
+                tenant
+                    .spec
+                    .sending_ip_pool
+                    .as_ref()
+                    .is_some_and(|p| p.name == name)
+            })
             .map(|tenant| ObjectRef::from_obj(tenant.as_ref()))
             .collect()
     }
@@ -283,7 +310,8 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
             selectors: Vec::new(),
         }))
         .collect();
-    let relay_toml = tenant::relay_config(tenant, &configured).to_toml();
+    let addresses = sending_addresses(tenant, &names, &client).await?;
+    let relay_toml = tenant::relay_config(tenant, &configured, addresses.bound()).to_toml();
     let config_hash = config_hash(&relay_toml, &issued);
 
     // Step 4: apply. Secrets first, so the pods never start without their certificates.
@@ -358,10 +386,48 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
         .get_opt(&names.relay())
         .await
         .map_err(read("the relay StatefulSet"))?;
-    let fresh = status::observed(tenant, &issued, live_set.as_ref(), &waiting);
+    let fresh = status::observed(tenant, &issued, live_set.as_ref(), &waiting, &addresses);
     write_status(tenant, context, fresh.conditions, Some(fresh.fields)).await?;
 
     Ok(Action::requeue(status::next_check(&issued)))
+}
+
+/// The addresses the tenant's SendingIPPool allocated to it, read from the pool's status.
+async fn sending_addresses(
+    tenant: &MailTenant,
+    names: &Names,
+    client: &kube::Client,
+) -> Result<Addresses, Error> {
+    let Some(wanted) = &tenant.spec.sending_ip_pool else {
+        return Ok(Addresses::NotRequested);
+    };
+    let pools: Api<SendingIPPool> = Api::all(client.clone());
+    let pool_name = wanted.name.clone();
+    let Some(pool) = pools
+        .get_opt(&pool_name)
+        .await
+        .map_err(read("the SendingIPPool"))?
+    else {
+        return Ok(Addresses::PoolMissing { pool: pool_name });
+    };
+    if pool.spec.egress.mode != EgressMode::SourceBinding {
+        return Ok(Addresses::Unsupported { pool: pool_name });
+    }
+    let owner = format!("{}/{}", names.namespace, names.tenant);
+    let mut addresses: Vec<std::net::IpAddr> = pool
+        .status
+        .unwrap_or_default()
+        .allocations
+        .iter()
+        .filter(|allocation| allocation.tenant == owner)
+        .filter_map(|allocation| allocation.address.parse().ok())
+        .collect();
+    addresses.sort();
+    Ok(Addresses::Allocated {
+        pool: pool_name,
+        wanted: wanted.count,
+        addresses,
+    })
 }
 
 async fn get(secrets: &Api<Secret>, name: &str) -> Result<Option<Secret>, Error> {

@@ -2,6 +2,7 @@
 
 pub mod mail_tenant;
 pub mod sending_domain;
+pub mod sending_ip_pool;
 
 use std::sync::Arc;
 
@@ -64,6 +65,7 @@ impl Context {
 pub async fn run(context: Arc<Context>) {
     tokio::join!(
         mail_tenant::run(context.clone()),
-        sending_domain::run(context)
+        sending_domain::run(context.clone()),
+        sending_ip_pool::run(context),
     );
 }

@@ -87,7 +87,11 @@ pub struct MailTenantSpec {
     pub delivery: DeliverySpec,
 
     /// The SendingIPPool to draw dedicated sending addresses from, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "sendingIPPool",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sending_ip_pool: Option<SendingIPPoolRef>,
 
     /// Name of the cluster-scoped BackupPolicy that protects this tenant's spool and audit log.
@@ -250,7 +254,8 @@ pub struct SendingIPPoolRef {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MailTenantStatus {
-    /// `Ready`, `PKIReady`, `RelayReady` and `NetworkIsolated`, each with a reason and message.
+    /// `Ready`, `PKIReady`, `RelayReady`, `NetworkIsolated` and, when `spec.sendingIPPool` is
+    /// set, `IPsAllocated`; each with a reason and message.
     #[serde(default)]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -263,6 +268,14 @@ pub struct MailTenantStatus {
     /// Expiry of the tenant's certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificates: Option<CertificateStatus>,
+    /// Dedicated sending addresses allocated from `spec.sendingIPPool`; the relay sends from
+    /// them and the SendingDomains publish them in SPF.
+    #[serde(
+        default,
+        rename = "allocatedIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allocated_ips: Vec<String>,
     /// In-cluster address of the submission Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submission_endpoint: Option<String>,

@@ -96,7 +96,7 @@ pub struct SendingIPPoolStatus {
     pub free_count: u32,
 }
 
-#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Allocation {
     pub address: String,

@@ -16,8 +16,13 @@ use super::{Names, SigningDomain};
 use crate::crd::MailTenant;
 use crate::crd::mail_tenant::FallbackTls as SpecFallbackTls;
 
-/// Renders the configuration the relay parses at start and on reload.
-pub fn relay_config(tenant: &MailTenant, domains: &[SigningDomain]) -> RelayConfig {
+/// Renders the configuration the relay parses at start and on reload. `source_addresses` are
+/// the tenant's allocated sending addresses the relay binds its outgoing connections to.
+pub fn relay_config(
+    tenant: &MailTenant,
+    domains: &[SigningDomain],
+    source_addresses: &[IpAddr],
+) -> RelayConfig {
     let names = Names::of(tenant);
     let spec = &tenant.spec;
     let mode = match &spec.delivery.smarthost {
@@ -84,7 +89,7 @@ pub fn relay_config(tenant: &MailTenant, domains: &[SigningDomain]) -> RelayConf
         },
         delivery: mailwarden_relay_config::Delivery {
             mode,
-            source_addresses: Vec::new(),
+            source_addresses: source_addresses.to_vec(),
             per_destination_concurrency: 4,
             initial_retry_seconds: 60,
             max_retry_seconds: 3600,

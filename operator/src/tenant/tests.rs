@@ -53,7 +53,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
 
 #[test]
 fn relay_config_is_valid_and_points_at_mounted_files() {
-    let config = relay_config(&tenant(), &domains());
+    let config = relay_config(&tenant(), &domains(), &["192.0.2.17".parse().unwrap()]);
     let parsed = RelayConfig::from_toml(&config.to_toml()).expect("operator renders valid config");
     assert_eq!(parsed, config);
     assert_eq!(config.hostname, "relay.st-olaf.example");
@@ -66,6 +66,10 @@ fn relay_config_is_valid_and_points_at_mounted_files() {
         Some("/etc/mailwarden/tls/ca.crt")
     );
     assert!(matches!(config.delivery.mode, DeliveryMode::Direct { .. }));
+    assert_eq!(
+        config.delivery.source_addresses,
+        ["192.0.2.17".parse::<std::net::IpAddr>().unwrap()]
+    );
 }
 
 #[test]
@@ -196,7 +200,7 @@ fn smarthost_egress_allows_only_its_port() {
         egress["spec"]["egress"][1]["ports"],
         json!([{ "protocol": "TCP", "port": 587 }])
     );
-    let config = relay_config(&tenant, &[]);
+    let config = relay_config(&tenant, &[], &[]);
     assert_eq!(
         config.delivery.mode,
         DeliveryMode::Smarthost {

@@ -18,6 +18,7 @@ pub const READY: &str = "Ready";
 pub const PKI_READY: &str = "PKIReady";
 pub const RELAY_READY: &str = "RelayReady";
 pub const NETWORK_ISOLATED: &str = "NetworkIsolated";
+pub const IPS_ALLOCATED: &str = "IPsAllocated";
 
 /// Longest wait between two reconciles of a healthy tenant.
 const RESYNC: Duration = Duration::from_secs(3600);
@@ -97,6 +98,81 @@ pub fn signing_domains(domains: &[SendingDomain]) -> SigningDomains {
     result
 }
 
+/// The tenant's share of the SendingIPPool it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addresses {
+    NotRequested,
+    PoolMissing {
+        pool: String,
+    },
+    /// The pool's egress mode is one this operator does not configure.
+    Unsupported {
+        pool: String,
+    },
+    Allocated {
+        pool: String,
+        wanted: u32,
+        addresses: Vec<std::net::IpAddr>,
+    },
+}
+
+impl Addresses {
+    /// The addresses the relay binds to.
+    pub fn bound(&self) -> &[std::net::IpAddr] {
+        match self {
+            Addresses::Allocated { addresses, .. } => addresses,
+            _ => &[],
+        }
+    }
+
+    fn condition(&self) -> Option<Condition> {
+        let condition = match self {
+            Addresses::NotRequested => return None,
+            Addresses::PoolMissing { pool } => Condition::new(
+                IPS_ALLOCATED,
+                false,
+                "PoolNotFound",
+                format!("SendingIPPool {pool} does not exist"),
+            ),
+            Addresses::Unsupported { pool } => Condition::new(
+                IPS_ALLOCATED,
+                false,
+                "EgressModeUnsupported",
+                format!(
+                    "SendingIPPool {pool} uses CiliumEgressGateway, which this operator version \
+                     does not configure; use SourceBinding"
+                ),
+            ),
+            Addresses::Allocated {
+                pool,
+                wanted,
+                addresses,
+            } if addresses.len() < *wanted as usize => Condition::new(
+                IPS_ALLOCATED,
+                false,
+                "WaitingForAddresses",
+                format!(
+                    "{} of {wanted} addresses allocated from SendingIPPool {pool}; its status \
+                         says why",
+                    addresses.len()
+                ),
+            ),
+            Addresses::Allocated {
+                pool, addresses, ..
+            } => {
+                let list: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+                Condition::new(
+                    IPS_ALLOCATED,
+                    true,
+                    "Allocated",
+                    format!("{} from SendingIPPool {pool}", list.join(", ")),
+                )
+            }
+        };
+        Some(condition)
+    }
+}
+
 /// The status after a successful apply.
 pub struct Observed {
     pub conditions: Vec<Condition>,
@@ -108,6 +184,7 @@ pub fn observed(
     issued: &Issued,
     set: Option<&StatefulSet>,
     waiting_domains: &[String],
+    addresses: &Addresses,
 ) -> Observed {
     let names = Names::of(tenant);
     let certificates = certificate_status(issued);
@@ -136,7 +213,11 @@ pub fn observed(
         ),
     );
 
-    let failing = [&pki, &relay, &network].into_iter().find(|c| !c.is_true());
+    let ips = addresses.condition();
+    let failing = [Some(&pki), Some(&relay), Some(&network), ips.as_ref()]
+        .into_iter()
+        .flatten()
+        .find(|c| !c.is_true());
     let ready = match failing {
         Some(condition) => Condition::new(
             READY,
@@ -161,10 +242,13 @@ pub fn observed(
         ),
     };
 
+    let mut conditions = vec![ready, pki, relay, network];
+    conditions.extend(ips);
     Observed {
-        conditions: vec![ready, pki, relay, network],
+        conditions,
         fields: MailTenantStatus {
             ready_replicas,
+            allocated_ips: addresses.bound().iter().map(ToString::to_string).collect(),
             certificates: Some(certificates),
             submission_endpoint: Some(names.submission_endpoint()),
             ..MailTenantStatus::default()

@@ -2,6 +2,7 @@ use k8s_openapi::api::apps::v1::StatefulSetStatus;
 use serde_json::json;
 
 use super::*;
+use crate::crd::find_condition;
 
 fn tenant(name: &str, created: &str) -> MailTenant {
     serde_json::from_value(json!({
@@ -120,7 +121,13 @@ fn ready_names_the_first_failing_condition() {
     )
     .unwrap();
 
-    let pending = observed(&t, &issued, Some(&set(4, rolled(1))), &[]);
+    let pending = observed(
+        &t,
+        &issued,
+        Some(&set(4, rolled(1))),
+        &[],
+        &Addresses::NotRequested,
+    );
     let ready = &pending.conditions[0];
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
@@ -142,6 +149,7 @@ fn ready_names_the_first_failing_condition() {
         &issued,
         Some(&set(4, rolled(2))),
         &["mail.a.example".into()],
+        &Addresses::NotRequested,
     );
     assert_eq!(done.conditions[0].status, "True");
     assert_eq!(
@@ -199,4 +207,64 @@ fn signing_domains_come_from_relay_signing_status() {
             ],
         }]
     );
+}
+
+#[test]
+fn sending_addresses_gate_readiness_when_requested() {
+    let t = tenant("a", "2026-05-01T00:00:00Z");
+    let wanted = crate::pki::Wanted {
+        tenant: "a".into(),
+        server_names: vec!["relay.a.example".into()],
+        clients: vec![],
+        ca_days: 365,
+        leaf_days: 90,
+    };
+    let issued = crate::pki::plan(
+        &wanted,
+        time::OffsetDateTime::now_utc(),
+        None,
+        None,
+        &Default::default(),
+    )
+    .unwrap();
+    let running = set(4, rolled(2));
+
+    let one = "192.0.2.17".parse().unwrap();
+    let waiting = Addresses::Allocated {
+        pool: "egress".into(),
+        wanted: 2,
+        addresses: vec![one],
+    };
+    let result = observed(&t, &issued, Some(&running), &[], &waiting);
+    let ready = &result.conditions[0];
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "WaitingForAddresses")
+    );
+    assert_eq!(
+        ready.message,
+        "IPsAllocated: 1 of 2 addresses allocated from SendingIPPool egress; its status says why"
+    );
+    assert_eq!(result.fields.allocated_ips, ["192.0.2.17"]);
+
+    let two = "192.0.2.18".parse().unwrap();
+    let done = Addresses::Allocated {
+        pool: "egress".into(),
+        wanted: 2,
+        addresses: vec![one, two],
+    };
+    let result = observed(&t, &issued, Some(&running), &[], &done);
+    assert_eq!(result.conditions[0].status, "True");
+    let ips = find_condition(&result.conditions, "IPsAllocated").unwrap();
+    assert_eq!(
+        ips.message,
+        "192.0.2.17, 192.0.2.18 from SendingIPPool egress"
+    );
+
+    let missing = Addresses::PoolMissing {
+        pool: "nope".into(),
+    };
+    let result = observed(&t, &issued, Some(&running), &[], &missing);
+    assert_eq!(result.conditions[0].reason, "PoolNotFound");
+    assert!(result.fields.allocated_ips.is_empty());
 }
