@@ -42,12 +42,18 @@ where
     Ok(Outcome::Applied)
 }
 
-/// An object's JSON without the bookkeeping a dry run may report differently.
+/// An object's JSON without the bookkeeping a dry run may report differently. A dry run bumps
+/// `metadata.generation` for changes that leave no trace in the stored object (an empty list
+/// where the live object has none), so the generation is no evidence of a difference.
 fn comparable<K: Serialize>(object: &K) -> serde_json::Value {
     let mut value = serde_json::to_value(object).expect("API objects serialize");
+    if let Some(object) = value.as_object_mut() {
+        object.remove("status");
+    }
     if let Some(metadata) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         metadata.remove("managedFields");
         metadata.remove("resourceVersion");
+        metadata.remove("generation");
     }
     value
 }
@@ -68,6 +74,7 @@ mod tests {
         .unwrap();
         let mut planned = live.clone();
         planned.metadata.resource_version = Some("8".into());
+        planned.metadata.generation = Some(2);
         planned.metadata.managed_fields = None;
         assert_eq!(comparable(&planned), comparable(&live));
         planned.data = Some([("relay.toml".to_string(), "y".to_string())].into());
