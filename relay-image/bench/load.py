@@ -41,10 +41,17 @@ def worker(args):
         try:
             client.sendmail(f"bench@{DOMAIN}", ["sink@dest.test"], payload)
             latencies.append(time.perf_counter() - t0)
+        except smtplib.SMTPServerDisconnected:
+            failures += 1
+            client = smtplib.SMTP_SSL("localhost", port, context=context, timeout=60)
+            client.ehlo("bench.test")
         except smtplib.SMTPException:
             failures += 1
     last = time.time()
-    client.quit()
+    try:
+        client.quit()
+    except smtplib.SMTPException:
+        pass
     return latencies, failures, first, last
 
 

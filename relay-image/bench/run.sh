@@ -27,6 +27,8 @@ done
 RELAY_BIN="$CARGO_TARGET_DIR/release/mailwarden-relay"
 
 W="$(mktemp -d /tmp/mw-bench.XXXXXX)"
+# Postfix's unprivileged daemons must reach their queue inside the work directory.
+chmod 755 "$W"
 SINK=27025 RELAY465=27465 RELAY587=27587 ADMIN=27090 PF465=28465 MILTER=28891
 PIDS=()
 cleanup() {
@@ -88,10 +90,12 @@ run_relay() { # size count
 run_postfix() { # size count
     rm -rf pf/queue pf/data
     mkdir -p pf/queue pf/data
+    chown postfix: pf/data
     opendkim -x dkim/opendkim.conf -f > dkim.log 2>&1 &
     local milter=$!
+    PIDS+=("$milter")
     wait_port "$MILTER"
-    postfix -c "$W/pf" start > /dev/null 2>&1
+    postfix -c "$W/pf" start-fg >> postfix.log 2>&1 &
     wait_port "$PF465"
     load "$PF465" "$1" "$2"
     postfix -c "$W/pf" stop > /dev/null 2>&1

@@ -31,6 +31,8 @@ pub enum LoadError {
     Spool(#[from] SpoolError),
     #[error("{0}")]
     Audit(#[from] AuditError),
+    #[error("invalid relay configuration: {0}: not supported by this relay version")]
+    Unsupported(&'static str),
 }
 
 /// One consistent view of the mounted files: configuration, server TLS and DKIM keys. Replaced as
@@ -49,6 +51,10 @@ impl Snapshot {
             source,
         })?;
         let config = RelayConfig::from_toml(&text)?;
+        if config.smtp_auth.is_some() {
+            // Refused rather than ignored: the operator must not believe AUTH is offered.
+            return Err(LoadError::Unsupported("smtp-auth"));
+        }
         let tls = tls::server_config(&config.tls)?;
         let signer = Signer::load(&config)?;
         Ok(Self {

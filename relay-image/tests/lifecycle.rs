@@ -229,3 +229,36 @@ except Exception as e:
     assert_eq!(line.trim(), "421 4.3.2 shutting down, try again later");
     client.wait().unwrap();
 }
+
+#[test]
+fn a_bad_configuration_is_refused_at_start_naming_the_field() {
+    let fixture = Fixture::new("badconfig", "");
+    let run = |config: &str| {
+        std::fs::write(fixture.dir.join("bad.toml"), config).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mailwarden-relay"))
+            .args(["run", "--config", &fixture.path("bad.toml")])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("").to_string()
+    };
+    let good = std::fs::read_to_string(fixture.dir.join("relay.toml")).unwrap();
+    assert_eq!(
+        run(&good.replace("max-recipients = 3", "max-recipients = 0")),
+        "mailwarden-relay: invalid relay configuration: limits.max-recipients: must be above 0"
+    );
+    let with_auth = good.replace("[limits]", "[smtp-auth]\ncredentials-file = \"/x\"\n\n[limits]");
+    assert_eq!(
+        run(&with_auth),
+        "mailwarden-relay: invalid relay configuration: smtp-auth: not supported by this relay version"
+    );
+    let missing_key = good.replace("dkim-ed.pem", "missing.pem");
+    let missing = fixture.path("missing.pem");
+    assert!(
+        run(&missing_key).starts_with(&format!(
+            "mailwarden-relay: failed to read DKIM key of selector mw-ed-1 from {missing}: "
+        )),
+        "{}",
+        run(&missing_key)
+    );
+}
