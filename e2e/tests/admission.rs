@@ -298,3 +298,41 @@ async fn a_failed_reconcile_shows_in_a_condition_and_an_event() {
     .await;
     kubectl(&["delete", "namespace", ns, "--wait=false"]).unwrap();
 }
+
+#[test]
+fn ip_address_hostname_is_refused() {
+    namespace();
+    let error = refused(&tenant("ip-host", "    hostname: 10.0.0.1\n", ""));
+    assert!(
+        error.contains("no trailing dot, not an IP address"),
+        "{error}"
+    );
+}
+
+#[test]
+fn spool_size_must_be_a_positive_binary_quantity() {
+    namespace();
+    for size in ["banana", "0Gi", "-1Gi"] {
+        let relay = format!("    hostname: relay.a.example\n    spoolSize: {size}\n");
+        let error = refused(&tenant("bad-spool", &relay, ""));
+        assert!(
+            error
+                .contains("spec.relay.spoolSize must be a whole number of Mi, Gi or Ti above zero"),
+            "{size}: {error}"
+        );
+    }
+}
+
+#[test]
+fn tenant_names_that_cannot_prefix_objects_are_refused() {
+    namespace();
+    for name in ["a.b", &"n".repeat(41)] {
+        let error = refused(&tenant(name, "    hostname: relay.a.example\n", ""));
+        assert!(
+            error.contains(
+                "metadata.name of a MailTenant must be at most 40 characters without dots"
+            ),
+            "{name}: {error}"
+        );
+    }
+}

@@ -105,15 +105,43 @@ async fn tenant_chart_onboards_and_offboards_a_tenant() {
     assert_eq!(ready.reason, "TenantReady");
 
     // The chart's tenant has no submitters (an empty ingress list): still no writes at rest.
-    let writes = || counter(&operator_metrics(), "mailwarden_writes_total", "controller=\"mailtenant\"");
-    let reconciles = || counter(&operator_metrics(), "mailwarden_reconciles_total", "controller=\"mailtenant\"");
+    let writes = || {
+        counter(
+            &operator_metrics(),
+            "mailwarden_writes_total",
+            "controller=\"mailtenant\"",
+        )
+    };
+    let reconciles = || {
+        counter(
+            &operator_metrics(),
+            "mailwarden_reconciles_total",
+            "controller=\"mailtenant\"",
+        )
+    };
     let before = writes();
     for poke in ["1", "2"] {
         let seen = reconciles();
-        kubectl(&["-n", ns, "annotate", "--overwrite", "mailtenant", "acme", &format!("e2e.mailwarden.io/poke={poke}")]).unwrap();
-        wait_for("a reconcile after the annotation", || async { Ok((reconciles() > seen).then_some(())) }).await;
+        kubectl(&[
+            "-n",
+            ns,
+            "annotate",
+            "--overwrite",
+            "mailtenant",
+            "acme",
+            &format!("e2e.mailwarden.io/poke={poke}"),
+        ])
+        .unwrap();
+        wait_for("a reconcile after the annotation", || async {
+            Ok((reconciles() > seen).then_some(()))
+        })
+        .await;
     }
-    assert_eq!(writes(), before, "a tenant without submitters must cost no writes at rest");
+    assert_eq!(
+        writes(),
+        before,
+        "a tenant without submitters must cost no writes at rest"
+    );
 
     helm(&["uninstall", "acme", "--namespace", ns, "--wait"]).expect("helm uninstall");
     let sets: Api<StatefulSet> = Api::namespaced(client, ns);

@@ -56,6 +56,7 @@ use super::rules;
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[kube(validation = Rule::new("self.metadata.name.size() <= 40 && !self.metadata.name.contains('.')").message("metadata.name of a MailTenant must be at most 40 characters without dots: it prefixes the names of the relay's Services and pods"))]
 #[serde(rename_all = "camelCase")]
 pub struct MailTenantSpec {
     /// The relay that accepts this tenant's mail.
@@ -103,6 +104,7 @@ pub struct MailTenantSpec {
 /// The relay workload.
 #[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName)").message("spec.relay.storageClassName cannot be added or removed after creation"))]
 pub struct RelaySpec {
     /// Public DNS name of the relay. It is the name in the SMTP greeting and a subject
     /// alternative name of the relay's certificate, next to the in-cluster Service names.
@@ -118,14 +120,14 @@ pub struct RelaySpec {
 
     /// Container image of the relay.
     #[serde(default = "default_image")]
-    #[schemars(length(max = 512))]
+    #[schemars(length(min = 1, max = 512))]
     pub image: String,
 
     /// Size of each pod's spool volume, where accepted mail waits until delivered. Immutable,
     /// because a StatefulSet cannot change its volume claims.
     #[serde(default = "default_spool_size")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = rules::immutable("spec.relay.spoolSize"))]
+    #[x_kube(validation = rules::immutable("spec.relay.spoolSize"), validation = rules::storage_size("spec.relay.spoolSize"))]
     pub spool_size: String,
 
     /// StorageClass of the spool volumes; the cluster default when omitted. Immutable.

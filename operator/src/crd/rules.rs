@@ -3,14 +3,15 @@
 
 use kube::core::{Message, Rule};
 
-/// Syntax of a lower-case DNS name of at least two labels, without a trailing dot.
-const DNS_NAME: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// Syntax of a lower-case DNS name of at least two labels, without a trailing dot. The last
+/// label starts with a letter, so an IPv4 address is not mistaken for a name.
+const DNS_NAME: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a-z]([-a-z0-9]*[a-z0-9])?$";
 
 /// A string field that must be a DNS name (paired with [`dns_label_lengths`]).
 pub fn dns_name(what: &str) -> Rule {
     Rule::new(format!("self.matches('{DNS_NAME}')")).message(Message::Message(format!(
         "{what} must be a lower-case DNS name such as mail.example.org: labels of letters, \
-         digits and inner hyphens separated by dots, no trailing dot"
+         digits and inner hyphens separated by dots, no trailing dot, not an IP address"
     )))
 }
 
@@ -33,4 +34,11 @@ pub fn dns_label(what: &str) -> Rule {
 /// A field that cannot change once the object exists.
 pub fn immutable(what: &str) -> Rule {
     Rule::new("self == oldSelf").message(Message::Message(format!("{what} is immutable once set")))
+}
+
+/// A Kubernetes quantity for storage in binary units, such as `10Gi`; above zero.
+pub fn storage_size(what: &str) -> Rule {
+    Rule::new("self.matches('^[1-9][0-9]*(Mi|Gi|Ti)$')").message(Message::Message(format!(
+        "{what} must be a whole number of Mi, Gi or Ti above zero, such as 10Gi"
+    )))
 }
