@@ -11,7 +11,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
-use mailwarden_e2e::{counter, kubectl, operator_metrics, repo, wait_for};
+use mailwarden_e2e::{counter, kubectl, kubectl_stdin, operator_metrics, repo, wait_for};
 use mailwarden_operator::crd::{MailTenant, find_condition};
 use serde_json::json;
 
@@ -368,8 +368,43 @@ async fn example_tenant_lives_and_dies_cleanly() {
     })
     .await;
 
-    // A spec edit rolls the relay: new configuration, new pod template hash, Ready again.
+    // A spec extended where the operator sets nothing (hostNetwork bypasses every policy) is
+    // replaced whole.
+    kubectl(&[
+        "-n",
+        NS,
+        "patch",
+        "statefulset",
+        "st-olaf-relay",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"hostNetwork":true}}}}"#,
+    ])
+    .unwrap();
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    wait_for("hostNetwork to be removed from the relay", || async {
+        let set = sets.get("st-olaf-relay").await?;
+        let host_network = set.spec.template.spec.and_then(|pod| pod.host_network);
+        Ok((host_network.is_none()).then_some(()))
+    })
+    .await;
+
+    // A policy of someone else's that selects the relay pods is reported.
+    let open = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: allow-everything\n\
+                spec:\n  podSelector: {}\n  ingress: [{}]\n  policyTypes: [Ingress]\n";
+    kubectl_stdin(&["-n", NS, "apply", "-f", "-"], Some(open)).unwrap();
+    wait_for("NetworkIsolated to report the foreign policy", || async {
+        let c = condition(&client, "NetworkIsolated").await;
+        Ok(c.filter(|(status, reason, _)| {
+            status == "False" && reason == "ForeignPolicySelectsRelay"
+        }))
+    })
+    .await;
+    kubectl(&["-n", NS, "delete", "networkpolicy", "allow-everything"]).unwrap();
+    wait_ready(&client, 1).await;
+
+    // A spec edit rolls the relay: new configuration, new pod template hash, Ready again.
     let old_hash = sets
         .get("st-olaf-relay")
         .await

@@ -4,11 +4,13 @@
 //! would become (with its defaults and every other field manager's fields) without storing it.
 //! When that equals the live object, nothing is written. When someone edited a field the
 //! operator owns, the dry run differs, and the real apply puts the operator's value back. A
-//! reconcile of an unchanged tenant therefore reads and dry-runs but never writes.
+//! reconcile of an unchanged tenant therefore reads and dry-runs but never writes. Fields the
+//! operator never sets survive an apply, so an object whose spec another manager extended is
+//! replaced whole.
 
 use std::fmt::Debug;
 
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,15 +24,67 @@ pub enum Outcome {
     Applied,
 }
 
+/// Why an object could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{}", api_message(.0))]
+    Api(#[from] kube::Error),
+    #[error("it already exists and is not owned by this {owner_kind}; rename or remove it")]
+    NotOwned { owner_kind: String },
+}
+
+/// The API server's own message for a refused request, without the debug dump of the response.
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Applies `object` with server-side apply under the operator's field manager, unless the live
-/// object already is what the apply would make of it.
-pub async fn apply<K>(api: &Api<K>, object: K) -> Result<Outcome, kube::Error>
+/// object already is what the apply would make of it. An object of the same name that another
+/// owner controls is never taken over.
+pub async fn apply<K>(api: &Api<K>, object: K) -> Result<Outcome, ApplyError>
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
     let name = object.name_any();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     if let Some(live) = api.get_opt(&name).await? {
+        let owner = |o: &K| {
+            o.meta()
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|r| r.controller == Some(true))
+                .map(|r| r.uid.clone())
+        };
+        if let Some(wanted) = owner(&object)
+            && owner(&live) != Some(wanted)
+        {
+            let owner_kind = object
+                .meta()
+                .owner_references
+                .iter()
+                .flatten()
+                .next()
+                .map(|r| r.kind.clone())
+                .unwrap_or_default();
+            return Err(ApplyError::NotOwned { owner_kind });
+        }
+        if let Some(manager) = foreign_spec_manager(&live) {
+            // Someone added to the spec (a sidecar, hostNetwork, an open ingress rule) where
+            // the operator sets nothing, so an apply would leave it: replace the whole object.
+            tracing::warn!(object = %name, manager, "replacing an object whose spec was extended by hand");
+            let mut replacement = object;
+            replacement.meta_mut().resource_version = live.meta().resource_version.clone();
+            let post = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PostParams::default()
+            };
+            api.replace(&name, &post, &replacement).await?;
+            return Ok(Outcome::Applied);
+        }
         let planned = api
             .patch(&name, &params.clone().dry_run(), &Patch::Apply(&object))
             .await?;
@@ -40,6 +94,25 @@ where
     }
     api.patch(&name, &params, &Patch::Apply(&object)).await?;
     Ok(Outcome::Applied)
+}
+
+/// A field manager other than the operator that owns part of the object's `spec`. After a
+/// forced apply the operator owns every field it sets, so such a manager owns only fields the
+/// operator does not set.
+fn foreign_spec_manager<K: Resource>(live: &K) -> Option<String> {
+    live.meta()
+        .managed_fields
+        .as_ref()?
+        .iter()
+        .find_map(|entry| {
+            let manager = entry.manager.clone().unwrap_or_default();
+            let on_status = entry.subresource.as_deref() == Some("status");
+            let touches_spec = entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|fields| fields.0.get("f:spec").is_some());
+            (manager != FIELD_MANAGER && !on_status && touches_spec).then_some(manager)
+        })
 }
 
 /// An object's JSON without the bookkeeping a dry run may report differently. A dry run bumps

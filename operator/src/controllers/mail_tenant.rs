@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::Context;
-use crate::apply::{Outcome, apply};
+use crate::apply::{Outcome, api_message, apply};
 use crate::crd::sending_domain::SendingDomain;
 use crate::crd::sending_ip_pool::EgressMode;
 use crate::crd::{MailTenant, MailTenantStatus, SendingIPPool, merge_conditions};
@@ -47,7 +47,7 @@ const MANAGED: &str = "app.kubernetes.io/managed-by=mailwarden";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("failed to read {what}: {source}")]
+    #[error("failed to read {what}: {}", api_message(source))]
     Read {
         what: String,
         #[source]
@@ -60,11 +60,11 @@ pub enum Error {
         kind: &'static str,
         name: String,
         #[source]
-        source: kube::Error,
+        source: crate::apply::ApplyError,
     },
-    #[error("failed to update the status: {0}")]
+    #[error("failed to update the status: {}", api_message(.0))]
     Status(#[source] kube::Error),
-    #[error("failed to delete {what}: {source}")]
+    #[error("failed to delete {what}: {}", api_message(source))]
     Cleanup {
         what: String,
         #[source]
@@ -107,10 +107,15 @@ pub async fn run(context: Arc<Context>) {
         .owns(Api::<Secret>::all(client.clone()), owned())
         .owns(Api::<ConfigMap>::all(client.clone()), owned())
         .owns(Api::<Service>::all(client.clone()), owned())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned())
         .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
         .watches(
             Api::<SendingDomain>::all(client.clone()),
+            watcher::Config::default(),
+            same_namespace(store.clone()),
+        )
+        // Every policy of the namespace counts: a foreign one may open the relay.
+        .watches(
+            Api::<NetworkPolicy>::all(client.clone()),
             watcher::Config::default(),
             same_namespace(store.clone()),
         )
@@ -386,7 +391,20 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
         .get_opt(&names.relay())
         .await
         .map_err(read("the relay StatefulSet"))?;
-    let fresh = status::observed(tenant, &issued, live_set.as_ref(), &waiting, &addresses);
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    let policies = policies
+        .list(&ListParams::default())
+        .await
+        .map_err(read("NetworkPolicies"))?;
+    let foreign = status::foreign_policies(&policies.items, &names);
+    let fresh = status::observed(
+        tenant,
+        &issued,
+        live_set.as_ref(),
+        &waiting,
+        &addresses,
+        &foreign,
+    );
     write_status(tenant, context, fresh.conditions, Some(fresh.fields)).await?;
 
     Ok(Action::requeue(status::next_check(&issued)))

@@ -15,6 +15,22 @@ use crate::metrics::Metrics;
 /// Name under which the operator reports Events and applies objects.
 pub const CONTROLLER_NAME: &str = "mailwarden";
 
+/// The API server refuses Event notes longer than 1 kB.
+const EVENT_NOTE_LIMIT: usize = 1000;
+
+/// Cuts `text` to at most `limit` bytes on a character boundary, marking the cut.
+fn truncate(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let mut end = limit - 3;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
+}
+
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
@@ -51,7 +67,7 @@ impl Context {
                 EventType::Normal
             },
             reason: reason.to_string(),
-            note: Some(note),
+            note: Some(truncate(note, EVENT_NOTE_LIMIT)),
             action: action.to_string(),
             secondary: None,
         };
@@ -68,4 +84,15 @@ pub async fn run(context: Arc<Context>) {
         sending_domain::run(context.clone()),
         sending_ip_pool::run(context),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_notes_are_cut_on_a_character_boundary() {
+        assert_eq!(super::truncate("short".into(), 10), "short");
+        let cut = super::truncate("é".repeat(600), 1000);
+        assert_eq!(cut.len(), 999);
+        assert!(cut.ends_with("é..."));
+    }
 }

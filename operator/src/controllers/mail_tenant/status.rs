@@ -185,6 +185,7 @@ pub fn observed(
     set: Option<&StatefulSet>,
     waiting_domains: &[String],
     addresses: &Addresses,
+    foreign_policies: &[String],
 ) -> Observed {
     let names = Names::of(tenant);
     let certificates = certificate_status(issued);
@@ -203,15 +204,28 @@ pub fn observed(
     let (relay, ready_replicas) = relay_condition(tenant, set);
 
     let submitters = tenant.spec.submitters.len();
-    let network = Condition::new(
-        NETWORK_ISOLATED,
-        true,
-        "PoliciesApplied",
-        format!(
-            "relay pods deny all traffic except submission from {submitters} submitter \
-             selector(s), cluster DNS and outbound mail"
-        ),
-    );
+    let network = if foreign_policies.is_empty() {
+        Condition::new(
+            NETWORK_ISOLATED,
+            true,
+            "PoliciesApplied",
+            format!(
+                "relay pods deny all traffic except submission from {submitters} submitter \
+                 selector(s), cluster DNS and outbound mail"
+            ),
+        )
+    } else {
+        Condition::new(
+            NETWORK_ISOLATED,
+            false,
+            "ForeignPolicySelectsRelay",
+            format!(
+                "NetworkPolicy {} also selects the relay pods; policies add up, so it may allow \
+                 traffic the tenant's policies deny. Narrow its podSelector or remove it",
+                foreign_policies.join(", ")
+            ),
+        )
+    };
 
     let ips = addresses.condition();
     let failing = [Some(&pki), Some(&relay), Some(&network), ips.as_ref()]
@@ -254,6 +268,34 @@ pub fn observed(
             ..MailTenantStatus::default()
         },
     }
+}
+
+/// NetworkPolicies of the namespace, other than the tenant's own, that select the relay pods. A
+/// selector with expressions is counted as selecting them: whether it does depends on labels
+/// the operator does not control.
+pub fn foreign_policies(
+    policies: &[k8s_openapi::api::networking::v1::NetworkPolicy],
+    names: &Names,
+) -> Vec<String> {
+    let pod_labels = crate::tenant::labels(names);
+    let ours = format!("{}-", names.relay());
+    let mut foreign: Vec<String> = policies
+        .iter()
+        .filter(|policy| !policy.name_any().starts_with(&ours))
+        .filter(|policy| {
+            let selector = policy
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.pod_selector.clone())
+                .unwrap_or_default();
+            let expressions = selector.match_expressions.unwrap_or_default();
+            let labels = selector.match_labels.unwrap_or_default();
+            !expressions.is_empty() || labels.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
+        })
+        .map(|policy| policy.name_any())
+        .collect();
+    foreign.sort();
+    foreign
 }
 
 /// RelayReady from the StatefulSet's own status: every replica updated to the current

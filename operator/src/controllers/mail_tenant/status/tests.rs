@@ -127,6 +127,7 @@ fn ready_names_the_first_failing_condition() {
         Some(&set(4, rolled(1))),
         &[],
         &Addresses::NotRequested,
+        &[],
     );
     let ready = &pending.conditions[0];
     assert_eq!(
@@ -150,6 +151,7 @@ fn ready_names_the_first_failing_condition() {
         Some(&set(4, rolled(2))),
         &["mail.a.example".into()],
         &Addresses::NotRequested,
+        &[],
     );
     assert_eq!(done.conditions[0].status, "True");
     assert_eq!(
@@ -235,7 +237,7 @@ fn sending_addresses_gate_readiness_when_requested() {
         wanted: 2,
         addresses: vec![one],
     };
-    let result = observed(&t, &issued, Some(&running), &[], &waiting);
+    let result = observed(&t, &issued, Some(&running), &[], &waiting, &[]);
     let ready = &result.conditions[0];
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
@@ -253,7 +255,7 @@ fn sending_addresses_gate_readiness_when_requested() {
         wanted: 2,
         addresses: vec![one, two],
     };
-    let result = observed(&t, &issued, Some(&running), &[], &done);
+    let result = observed(&t, &issued, Some(&running), &[], &done, &[]);
     assert_eq!(result.conditions[0].status, "True");
     let ips = find_condition(&result.conditions, "IPsAllocated").unwrap();
     assert_eq!(
@@ -264,7 +266,43 @@ fn sending_addresses_gate_readiness_when_requested() {
     let missing = Addresses::PoolMissing {
         pool: "nope".into(),
     };
-    let result = observed(&t, &issued, Some(&running), &[], &missing);
+    let result = observed(&t, &issued, Some(&running), &[], &missing, &[]);
     assert_eq!(result.conditions[0].reason, "PoolNotFound");
     assert!(result.fields.allocated_ips.is_empty());
+}
+
+#[test]
+fn policies_selecting_the_relay_from_outside_are_reported() {
+    let names = Names {
+        tenant: "a".into(),
+        namespace: "tenant-a".into(),
+    };
+    let policy = |name: &str,
+                  selector: serde_json::Value|
+     -> k8s_openapi::api::networking::v1::NetworkPolicy {
+        serde_json::from_value(
+            json!({ "metadata": { "name": name }, "spec": { "podSelector": selector } }),
+        )
+        .unwrap()
+    };
+    let policies = [
+        policy(
+            "a-relay-deny-all",
+            json!({ "matchLabels": { "app.kubernetes.io/instance": "a" } }),
+        ),
+        policy("allow-everything", json!({})),
+        policy("web-only", json!({ "matchLabels": { "app": "web" } })),
+        policy(
+            "by-instance",
+            json!({ "matchLabels": { "app.kubernetes.io/instance": "a" } }),
+        ),
+        policy(
+            "by-expression",
+            json!({ "matchExpressions": [{ "key": "tier", "operator": "Exists" }] }),
+        ),
+    ];
+    assert_eq!(
+        foreign_policies(&policies, &names),
+        ["allow-everything", "by-expression", "by-instance"]
+    );
 }
