@@ -260,8 +260,11 @@ async fn example_tenant_lives_and_dies_cleanly() {
         egress["egress"][1],
         json!({
             "to": [
-                { "ipBlock": { "cidr": "0.0.0.0/0", "except": ["169.254.0.0/16", "100.100.100.200/32"] } },
-                { "ipBlock": { "cidr": "::/0", "except": ["fe80::/10", "fd00:ec2::254/128"] } },
+                { "ipBlock": { "cidr": "0.0.0.0/0", "except": [
+                        "169.254.0.0/16", "100.100.100.200/32",
+                        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+                    ] } },
+                { "ipBlock": { "cidr": "::/0", "except": ["fe80::/10", "fd00:ec2::254/128", "fc00::/7"] } },
             ],
             "ports": [{ "protocol": "TCP", "port": 25 }, { "protocol": "TCP", "port": 443 }],
         })

@@ -84,6 +84,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         served = admin => served.context("admin endpoint task failed")?.context("admin endpoint failed")?,
     }
     ready.store(false, Ordering::Relaxed);
+    if let Err(error) = lease.release().await {
+        tracing::warn!(%error, "failed to release the leader lease; it expires on its own");
+    }
     Ok(())
 }
 

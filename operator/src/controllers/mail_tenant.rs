@@ -211,6 +211,15 @@ async fn reconcile(tenant: Arc<MailTenant>, context: Arc<Context>) -> Result<Act
             | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
             other => Error::Finalizer(Box::new(other)),
         });
+        // Adding the finalizer to an object the cache shows a little behind, or removing it
+        // from one already gone, is refused harmlessly: look again soon, report nothing.
+        let result = match result {
+            Err(Error::Finalizer(error)) if finalizer_race(&error) => {
+                tracing::debug!(%error, "finalizer update raced; retrying");
+                Ok(Action::requeue(Duration::from_secs(1)))
+            }
+            other => other,
+        };
 
         context
             .metrics
@@ -224,6 +233,15 @@ async fn reconcile(tenant: Arc<MailTenant>, context: Arc<Context>) -> Result<Act
     }
     .instrument(span)
     .await
+}
+
+fn finalizer_race(error: &kube::runtime::finalizer::Error<Error>) -> bool {
+    use kube::runtime::finalizer::Error::{AddFinalizer, RemoveFinalizer};
+    match error {
+        AddFinalizer(kube::Error::Api(status)) => matches!(status.code, 409 | 422),
+        RemoveFinalizer(kube::Error::Api(status)) => matches!(status.code, 404 | 409 | 422),
+        _ => false,
+    }
 }
 
 /// Shows a failed reconcile in the Ready condition and a Warning Event.

@@ -294,7 +294,10 @@ fn issue_leaf(
     let mut params = CertificateParams::new(names.to_vec()).map_err(error)?;
     let mut name = DistinguishedName::new();
     name.push(DnType::OrganizationName, "mailwarden");
-    name.push(DnType::CommonName, names[0].clone());
+    // RFC 5280 caps a common name at 64 characters; the names live in the SANs anyway.
+    if names[0].len() <= 64 {
+        name.push(DnType::CommonName, names[0].clone());
+    }
     params.distinguished_name = name;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -17,6 +17,16 @@ use crate::crd::mail_tenant::Submitter;
 /// Link-local and cloud metadata addresses the relay must never reach, whatever the port.
 pub const DENIED_V4: [&str; 2] = ["169.254.0.0/16", "100.100.100.200/32"];
 pub const DENIED_V6: [&str; 2] = ["fe80::/10", "fd00:ec2::254/128"];
+/// Private and shared ranges, where cluster Pods and Services live. Recipients' MX hosts are
+/// public, so direct delivery never needs them; a smarthost may be private, so its mode keeps
+/// them open.
+pub const PRIVATE_V4: [&str; 4] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+];
+pub const PRIVATE_V6: [&str; 1] = ["fc00::/7"];
 
 /// HTTPS, for fetching recipients' MTA-STS policies (RFC 8461) in direct delivery.
 const MTA_STS_POLICY_PORT: u16 = 443;
@@ -55,10 +65,15 @@ pub fn network_policies(tenant: &MailTenant) -> [NetworkPolicy; 3] {
         json!({ "podSelector": pods, "policyTypes": ["Ingress"], "ingress": ingress }),
     );
 
-    let remote_ports: Vec<u16> = match &tenant.spec.delivery.smarthost {
-        Some(smarthost) => vec![smarthost.port],
-        None => vec![SMTP_PORT, MTA_STS_POLICY_PORT],
-    };
+    let (remote_ports, except_v4, except_v6): (Vec<u16>, Vec<&str>, Vec<&str>) =
+        match &tenant.spec.delivery.smarthost {
+            Some(smarthost) => (vec![smarthost.port], DENIED_V4.to_vec(), DENIED_V6.to_vec()),
+            None => (
+                vec![SMTP_PORT, MTA_STS_POLICY_PORT],
+                [DENIED_V4.as_slice(), PRIVATE_V4.as_slice()].concat(),
+                [DENIED_V6.as_slice(), PRIVATE_V6.as_slice()].concat(),
+            ),
+        };
     let egress = policy(
         "allow-egress",
         json!({
@@ -77,8 +92,8 @@ pub fn network_policies(tenant: &MailTenant) -> [NetworkPolicy; 3] {
                 },
                 {
                     "to": [
-                        { "ipBlock": { "cidr": "0.0.0.0/0", "except": DENIED_V4 } },
-                        { "ipBlock": { "cidr": "::/0", "except": DENIED_V6 } },
+                        { "ipBlock": { "cidr": "0.0.0.0/0", "except": except_v4 } },
+                        { "ipBlock": { "cidr": "::/0", "except": except_v6 } },
                     ],
                     "ports": remote_ports
                         .iter()

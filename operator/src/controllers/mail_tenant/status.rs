@@ -9,7 +9,7 @@ use mailwarden_relay_config::DkimAlgorithm as RelayAlgorithm;
 
 use crate::crd::mail_tenant::{CertificateStatus, ClientCertificateStatus};
 use crate::crd::sending_domain::SendingDomain;
-use crate::crd::{Condition, MailTenant, MailTenantStatus};
+use crate::crd::{Condition, MailTenant, MailTenantStatus, find_condition as find};
 use crate::dkim::DkimAlgorithm;
 use crate::pki::{self, Issued};
 use crate::tenant::{Names, SigningDomain, SigningSelector};
@@ -23,16 +23,25 @@ pub const IPS_ALLOCATED: &str = "IPsAllocated";
 /// Longest wait between two reconciles of a healthy tenant.
 const RESYNC: Duration = Duration::from_secs(3600);
 
-/// The MailTenant that owns a namespace: the oldest, then the first by name. Tenants being
-/// deleted give way.
+/// The MailTenant that owns a namespace: one already admitted (it has issued certificates)
+/// keeps it; otherwise the oldest, then the first by name. Tenants being deleted give way.
 pub fn namespace_owner(tenants: &[MailTenant]) -> Option<&MailTenant> {
+    let admitted = |t: &MailTenant| {
+        let conditions = t
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        find(conditions, PKI_READY).is_some()
+    };
     tenants
         .iter()
         .filter(|tenant| tenant.metadata.deletion_timestamp.is_none())
         .min_by(|a, b| {
             let created = |t: &MailTenant| t.metadata.creation_timestamp.clone().map(|c| c.0);
-            created(a)
-                .cmp(&created(b))
+            admitted(b)
+                .cmp(&admitted(a))
+                .then_with(|| created(a).cmp(&created(b)))
                 .then_with(|| a.name_any().cmp(&b.name_any()))
         })
 }

@@ -48,6 +48,14 @@ fn oldest_tenant_owns_the_namespace() {
         tenant("also-first", "2026-05-01T00:00:00Z"),
     ];
     assert_eq!(namespace_owner(&tenants).unwrap().name_any(), "also-first");
+
+    // A tenant already admitted keeps the namespace, even against an older arrival.
+    let mut admitted = tenants.clone();
+    admitted[0].status = Some(MailTenantStatus {
+        conditions: vec![Condition::new("PKIReady", true, "CertificatesIssued", "")],
+        ..Default::default()
+    });
+    assert_eq!(namespace_owner(&admitted).unwrap().name_any(), "second");
     let refused = &duplicate("tenant-a", "also-first")[0];
     assert_eq!(
         (refused.type_.as_str(), refused.status.as_str()),
