@@ -420,7 +420,8 @@ async fn example_tenant_lives_and_dies_cleanly() {
         .unwrap()["mailwarden.io/config-hash"]
         .clone();
     let tenants: Api<MailTenant> = Api::namespaced(client.clone(), NS);
-    let patch = json!({ "spec": { "relay": { "maxRecipients": 20 } } });
+    let patch =
+        json!({ "spec": { "relay": { "maxRecipients": 20 }, "clients": [{ "name": "ehr" }] } });
     tenants
         .patch(TENANT, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -448,6 +449,19 @@ async fn example_tenant_lives_and_dies_cleanly() {
         .unwrap()["relay.toml"]
         .clone();
     assert!(toml.contains("max-recipients = 20\n"), "{toml}");
+    // The identity removed from spec.clients lost its Secret; the other kept its certificate.
+    assert!(
+        secrets
+            .get_opt("st-olaf-client-patient-portal")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let ehr = secrets.get("st-olaf-client-ehr").await.unwrap();
+    assert_eq!(
+        openssl_verify(&bundle, &secret_text(&ehr, "tls.crt"), "sslclient"),
+        "CERT: OK"
+    );
 
     // Deletion removes everything the tenant created; the namespace stays.
     tenants.delete(TENANT, &Default::default()).await.unwrap();

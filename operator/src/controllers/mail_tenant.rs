@@ -389,6 +389,37 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
     let set = tenant::stateful_set(tenant, &signing, &config_hash);
     apply_one(&sets, set, "StatefulSet", context, &mut applied).await?;
 
+    // Identities removed from the spec lose their Secrets. Their certificates still chain to
+    // the CA until they expire; see the README on revoking a client at once.
+    let prefix = names.client_secret("");
+    let selector = format!("{}={}", tenant::TENANT_LABEL, names.tenant);
+    let owned = secrets
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(read("client Secrets"))?;
+    for secret in owned.items {
+        let name = secret.name_any();
+        let Some(client_name) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if !issued.clients.contains_key(client_name) {
+            secrets
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map_err(|source| Error::Cleanup {
+                    what: format!("Secret {name}"),
+                    source,
+                })?;
+            context.metrics.wrote(CONTROLLER, "Secret");
+            let note = format!(
+                "client {client_name} was removed from spec.clients; deleted its Secret {name}"
+            );
+            context
+                .event(tenant, false, "ClientRemoved", "RemoveClient", note)
+                .await;
+        }
+    }
+
     if !issued.changes.is_empty() {
         context
             .event(

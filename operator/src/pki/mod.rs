@@ -17,6 +17,11 @@ use rcgen::{
 use time::OffsetDateTime;
 use x509_parser::pem::Pem;
 
+/// After a CA rotation, how long the bundle of old and new CA is handed out before leaves move
+/// to the new CA: time for kubelets to update mounted Secrets and for applications that read
+/// their trust bundle only at start to be restarted.
+pub const BUNDLE_GRACE_SECONDS: i64 = 24 * 3600;
+
 /// Certificates are dated this many seconds into the past, to absorb clock skew between nodes.
 const BACKDATE_SECONDS: i64 = 300;
 
@@ -41,6 +46,9 @@ pub struct StoredCa {
     pub key_pem: String,
     /// Certificates of earlier CAs, still trusted until they expire.
     pub retired_pem: String,
+    /// When this CA replaced an earlier one (unix seconds); leaves move to it
+    /// [`BUNDLE_GRACE_SECONDS`] later.
+    pub rotated_at: Option<i64>,
 }
 
 /// What a leaf Secret holds: its certificate, key and the CA bundle handed out with it.
@@ -137,18 +145,25 @@ pub fn plan(
 
     let current = ca.and_then(|stored| {
         let info = parse_certs(&stored.cert_pem).into_iter().next()?;
-        KeyPair::from_pem(&stored.key_pem)
-            .ok()
-            .map(|_| (stored.clone(), info))
+        Some((stored.clone(), info))
     });
     let ca = match current {
-        Some((stored, info)) if !info.due_for_renewal(now_ts) => stored,
-        Some((stored, _)) => {
-            changes.push(
-                "rotated the tenant CA; leaves move to it once the bundle is published".into(),
-            );
+        Some((stored, info))
+            if !info.due_for_renewal(now_ts) && key_matches(&stored.cert_pem, &stored.key_pem) =>
+        {
+            stored
+        }
+        Some((stored, info)) => {
+            changes.push(if info.due_for_renewal(now_ts) {
+                "rotated the tenant CA; leaves move to it once the bundle is published".into()
+            } else {
+                "replaced the tenant CA because its key does not match its certificate; leaves \
+                 move to the new CA once the bundle is published"
+                    .into()
+            });
             let mut fresh = new_ca(wanted, now)?;
             fresh.retired_pem = format!("{}{}", stored.retired_pem, stored.cert_pem);
+            fresh.rotated_at = Some(now_ts);
             fresh
         }
         None => {
@@ -159,10 +174,14 @@ pub fn plan(
     let ca_info = parse_certs(&ca.cert_pem).remove(0);
     let bundle_pem = bundle(&ca, now_ts);
 
-    // Leaves move to a new CA only once every holder already trusts it.
+    // Leaves move to a new CA only once every holder has carried the bundle that trusts it for
+    // the grace period.
     let published = std::iter::once(server)
         .chain(wanted.clients.iter().map(|name| clients.get(name)))
-        .all(|leaf| leaf.is_none_or(|leaf| leaf.bundle_pem.contains(ca.cert_pem.trim())));
+        .all(|leaf| leaf.is_none_or(|leaf| leaf.bundle_pem.contains(ca.cert_pem.trim())))
+        && ca
+            .rotated_at
+            .is_none_or(|rotated| now_ts >= rotated + BUNDLE_GRACE_SECONDS);
 
     let issuer_key = KeyPair::from_pem(&ca.key_pem).map_err(PkiError::LoadCa)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, issuer_key).map_err(PkiError::LoadCa)?;
@@ -173,7 +192,10 @@ pub fn plan(
             let current_names = info.dns_names == names;
             let current_issuer = info.issuer == ca_info.subject || !published;
             let fresh = !info.due_for_renewal(now_ts) && info.not_after <= ca_info.not_after;
-            (current_names && current_issuer && fresh).then(|| stored.clone())
+            // A leaf naming the current CA must carry its signature, and every leaf its own key.
+            let genuine = key_matches(&stored.cert_pem, &stored.key_pem)
+                && (info.issuer != ca_info.subject || signed_by(&stored.cert_pem, &ca.cert_pem));
+            (current_names && current_issuer && fresh && genuine).then(|| stored.clone())
         });
         match keep {
             Some(stored) => Ok(StoredLeaf {
@@ -217,6 +239,36 @@ pub fn plan(
         clients,
         changes,
     })
+}
+
+/// Whether `key_pem` is the private key of the first certificate in `cert_pem`.
+pub fn key_matches(cert_pem: &str, key_pem: &str) -> bool {
+    let Ok(key) = KeyPair::from_pem(key_pem) else {
+        return false;
+    };
+    let Some(Ok(block)) = Pem::iter_from_buffer(cert_pem.as_bytes()).next() else {
+        return false;
+    };
+    let Ok(cert) = block.parse_x509() else {
+        return false;
+    };
+    cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw()
+}
+
+/// Whether the first certificate in `cert_pem` carries a valid signature of the CA in `ca_pem`.
+pub fn signed_by(cert_pem: &str, ca_pem: &str) -> bool {
+    let first = |pem: &str| {
+        Pem::iter_from_buffer(pem.as_bytes())
+            .next()
+            .and_then(Result::ok)
+    };
+    let (Some(cert), Some(ca)) = (first(cert_pem), first(ca_pem)) else {
+        return false;
+    };
+    let (Ok(cert), Ok(ca)) = (cert.parse_x509(), ca.parse_x509()) else {
+        return false;
+    };
+    cert.verify_signature(Some(ca.public_key())).is_ok()
 }
 
 /// The current CA followed by every retired CA that has not expired.
@@ -274,6 +326,7 @@ fn new_ca(wanted: &Wanted, now: OffsetDateTime) -> Result<StoredCa, PkiError> {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
         retired_pem: String::new(),
+        rotated_at: None,
     })
 }
 

@@ -152,7 +152,13 @@ fn ca_rotation_publishes_the_bundle_before_leaves_move() {
         "bundle published in phase one"
     );
 
-    let moved = again(&rotated, &wanted, rotate_at + 60);
+    assert_eq!(rotated.ca.rotated_at, Some(rotate_at));
+
+    // Within the grace period, holders get time to load the bundle; leaves stay.
+    let waiting = again(&rotated, &wanted, rotate_at + BUNDLE_GRACE_SECONDS - 1);
+    assert!(waiting.changes.is_empty(), "{:?}", waiting.changes);
+
+    let moved = again(&rotated, &wanted, rotate_at + BUNDLE_GRACE_SECONDS);
     assert_eq!(
         moved.changes,
         [
@@ -214,4 +220,58 @@ fn openssl_verifies_every_leaf_against_the_bundle() {
         );
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_ca_key_that_does_not_match_its_certificate_is_replaced_not_used() {
+    let issued = first();
+    let stranger = plan(&wanted(), at(T0), None, None, &BTreeMap::new()).unwrap();
+    let mut broken = issued.clone();
+    broken.ca.key_pem = stranger.ca.key_pem.clone();
+    let next = again(&broken, &wanted(), T0 + DAY);
+    assert_eq!(
+        next.changes,
+        [
+            "replaced the tenant CA because its key does not match its certificate; leaves move to \
+          the new CA once the bundle is published"
+        ]
+    );
+    assert!(key_matches(&next.ca.cert_pem, &next.ca.key_pem));
+    assert_eq!(
+        next.ca.retired_pem, issued.ca.cert_pem,
+        "the old CA stays trusted"
+    );
+}
+
+#[test]
+fn leaves_with_a_foreign_key_or_signature_are_reissued() {
+    let issued = first();
+    let stranger = plan(&wanted(), at(T0), None, None, &BTreeMap::new()).unwrap();
+
+    let mut wrong_key = issued.clone();
+    wrong_key.server.key_pem = stranger.server.key_pem.clone();
+    let next = again(&wrong_key, &wanted(), T0 + DAY);
+    assert_eq!(next.changes, ["issued the server certificate"]);
+    assert!(key_matches(&next.server.cert_pem, &next.server.key_pem));
+
+    // Same issuer name (same tenant and second), another CA's signature.
+    let mut forged = issued.clone();
+    forged
+        .clients
+        .insert("ehr".into(), stranger.clients["ehr"].clone());
+    assert_eq!(
+        parse_certs(&forged.clients["ehr"].cert_pem)[0].issuer,
+        parse_certs(&issued.ca.cert_pem)[0].subject
+    );
+    let next = again(&forged, &wanted(), T0 + DAY);
+    assert_eq!(next.changes, ["issued the client ehr certificate"]);
+    assert!(signed_by(
+        &next.clients["ehr"].cert_pem,
+        &issued.ca.cert_pem
+    ));
+
+    let mut garbage = issued.clone();
+    garbage.clients.get_mut("billing").unwrap().key_pem = "garbage".into();
+    let next = again(&garbage, &wanted(), T0 + DAY);
+    assert_eq!(next.changes, ["issued the client billing certificate"]);
 }

@@ -12,15 +12,16 @@ use crate::pki::{StoredCa, StoredLeaf};
 const CA_CERT: &str = "ca.crt";
 const CA_KEY: &str = "ca.key";
 const RETIRED: &str = "retired-ca.crt";
+const ROTATED_AT: &str = "rotated-at";
 const TLS_CERT: &str = "tls.crt";
 const TLS_KEY: &str = "tls.key";
 
-fn secret(tenant: &MailTenant, name: String, type_: &str, data: [(&str, &str); 3]) -> Secret {
+fn secret(tenant: &MailTenant, name: String, type_: &str, data: &[(&str, &str)]) -> Secret {
     Secret {
         metadata: owned_meta(tenant, name),
         type_: Some(type_.to_string()),
         data: Some(
-            data.into_iter()
+            data.iter()
                 .map(|(key, value)| (key.to_string(), ByteString(value.as_bytes().to_vec())))
                 .collect(),
         ),
@@ -34,10 +35,14 @@ pub fn ca_secret(tenant: &MailTenant, name: String, ca: &StoredCa) -> Secret {
         tenant,
         name,
         "Opaque",
-        [
+        &[
             (CA_CERT, &ca.cert_pem),
             (CA_KEY, &ca.key_pem),
             (RETIRED, &ca.retired_pem),
+            (
+                ROTATED_AT,
+                &ca.rotated_at.map(|t| t.to_string()).unwrap_or_default(),
+            ),
         ],
     )
 }
@@ -48,7 +53,7 @@ pub fn leaf_secret(tenant: &MailTenant, name: String, leaf: &StoredLeaf) -> Secr
         tenant,
         name,
         "kubernetes.io/tls",
-        [
+        &[
             (TLS_CERT, &leaf.cert_pem),
             (TLS_KEY, &leaf.key_pem),
             (CA_CERT, &leaf.bundle_pem),
@@ -68,6 +73,7 @@ pub fn read_ca(secret: &Secret) -> Option<StoredCa> {
         cert_pem: field(data, CA_CERT),
         key_pem: field(data, CA_KEY),
         retired_pem: field(data, RETIRED),
+        rotated_at: field(data, ROTATED_AT).parse().ok(),
     })
 }
 

@@ -393,8 +393,16 @@ pub fn next_check(issued: &Issued) -> Duration {
         .chain(std::iter::once(&issued.server.cert_pem))
         .chain(issued.clients.values().map(|leaf| &leaf.cert_pem))
         .filter_map(|pem| pki::parse_certs(pem).into_iter().next())
-        .map(|info| info.not_after - (info.not_after - info.not_before) / 3 - now)
-        .map(|seconds| Duration::from_secs(seconds.max(1) as u64 + 1))
+        .map(|info| info.not_after - (info.not_after - info.not_before) / 3)
+        // The end of a CA rotation's grace period, when leaves move to the new CA.
+        .chain(
+            issued
+                .ca
+                .rotated_at
+                .map(|at| at + pki::BUNDLE_GRACE_SECONDS)
+                .filter(|at| *at > now),
+        )
+        .map(|at| Duration::from_secs((at - now).max(1) as u64 + 1))
         .fold(RESYNC, Duration::min)
 }
 
