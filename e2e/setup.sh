@@ -4,7 +4,8 @@
 #
 #   1. Debian packages (mail and DNS tools the tests drive as local processes)
 #   2. a Python venv at $MAILWARDEN_CACHE/venv with dkimpy, dnspython and pytest
-#   3. e2e/build-control-plane.sh (Kubernetes, etcd, kwok, kubectl, helm)
+#   3. cargo-fuzz, for the relay's bounded fuzz run
+#   4. e2e/build-control-plane.sh (Kubernetes, etcd, kwok, kubectl, helm)
 #
 # Runs as root (apt-get). Env: MAILWARDEN_CACHE (default $HOME/.cache/mailwarden).
 set -euo pipefail
@@ -102,13 +103,24 @@ setup_venv() {
     echo "${PY_PACKAGES[*]}" > "$stamp"
 }
 
+install_cargo_fuzz() {
+    if cargo fuzz --version > /dev/null 2>&1; then
+        log "cargo-fuzz present, skipping"
+        return 0
+    fi
+    log "installing cargo-fuzz from crates.io (~2 min)"
+    cargo install --quiet --locked cargo-fuzz
+}
+
 main() {
     local t0=$SECONDS
     [ "$(id -u)" -eq 0 ] || { log "ERROR: run as root (apt-get)"; exit 1; }
     command -v go > /dev/null || { log "ERROR: Go (1.26 or newer) must be on PATH"; exit 1; }
+    command -v cargo > /dev/null || { log "ERROR: Rust (cargo 1.95) must be on PATH"; exit 1; }
     install_apt_packages
     disable_system_services
     setup_venv
+    install_cargo_fuzz
     "$E2E_DIR/build-control-plane.sh"
     log "setup done in $((SECONDS - t0))s"
 }

@@ -79,37 +79,35 @@ fn openssl_verify(bundle: &str, cert: &str, purpose: &str) -> String {
     text
 }
 
-/// resourceVersion of every object the tenant owns, and of the tenant itself.
-async fn versions(client: &Client) -> BTreeMap<String, String> {
-    let list = ListParams::default().labels(SELECTOR);
+/// resourceVersion of every object of the tenant, by kind and name: what it owns (by label),
+/// the MailTenant itself and, with `workload`, the pods and volume claims the StatefulSet made.
+async fn objects(client: &Client, workload: bool) -> anyhow::Result<BTreeMap<String, String>> {
+    let by_label = ListParams::default().labels(SELECTOR);
+    let by_instance = ListParams::default().labels("app.kubernetes.io/instance=st-olaf");
     let mut all = BTreeMap::new();
     macro_rules! collect {
-        ($kind:ty) => {
+        ($kind:ty, $list:expr) => {
             for object in Api::<$kind>::namespaced(client.clone(), NS)
-                .list(&list)
-                .await
-                .unwrap()
+                .list($list)
+                .await?
             {
                 let key = format!("{}/{}", stringify!($kind), object.name_any());
                 all.insert(key, object.resource_version().unwrap_or_default());
             }
         };
     }
-    collect!(Secret);
-    collect!(ConfigMap);
-    collect!(Service);
-    collect!(NetworkPolicy);
-    collect!(PodDisruptionBudget);
-    collect!(StatefulSet);
-    let tenant = Api::<MailTenant>::namespaced(client.clone(), NS)
-        .get(TENANT)
-        .await
-        .unwrap();
-    all.insert(
-        "MailTenant".into(),
-        tenant.resource_version().unwrap_or_default(),
-    );
-    all
+    collect!(Secret, &by_label);
+    collect!(ConfigMap, &by_label);
+    collect!(Service, &by_label);
+    collect!(NetworkPolicy, &by_label);
+    collect!(PodDisruptionBudget, &by_label);
+    collect!(StatefulSet, &by_label);
+    collect!(MailTenant, &ListParams::default());
+    if workload {
+        collect!(Pod, &by_instance);
+        collect!(PersistentVolumeClaim, &by_instance);
+    }
+    Ok(all)
 }
 
 #[tokio::test]
@@ -271,7 +269,7 @@ async fn example_tenant_lives_and_dies_cleanly() {
     );
 
     // Steady state: a reconcile of the unchanged tenant writes nothing.
-    let before = versions(&client).await;
+    let before = objects(&client, false).await.unwrap();
     let metrics = operator_metrics();
     let writes = counter(
         &metrics,
@@ -336,7 +334,7 @@ async fn example_tenant_lives_and_dies_cleanly() {
         after_writes, writes,
         "an unchanged tenant must cost no writes"
     );
-    let mut after = versions(&client).await;
+    let mut after = objects(&client, false).await.unwrap();
     let mut before = before;
     // The annotations themselves changed the tenant's resourceVersion; nothing else may move.
     after.remove("MailTenant");
@@ -466,7 +464,7 @@ async fn example_tenant_lives_and_dies_cleanly() {
     // Deletion removes everything the tenant created; the namespace stays.
     tenants.delete(TENANT, &Default::default()).await.unwrap();
     wait_for("every object of the tenant to be gone", || async {
-        let left = versions_left(&client).await?;
+        let left: Vec<String> = objects(&client, true).await?.into_keys().collect();
         if left.is_empty() {
             Ok(Some(()))
         } else {
@@ -474,31 +472,4 @@ async fn example_tenant_lives_and_dies_cleanly() {
         }
     })
     .await;
-}
-
-/// Names of the tenant's objects that still exist, including its pods and volume claims.
-async fn versions_left(client: &Client) -> anyhow::Result<Vec<String>> {
-    let by_label = ListParams::default().labels(SELECTOR);
-    let by_instance = ListParams::default().labels("app.kubernetes.io/instance=st-olaf");
-    let mut left = Vec::new();
-    macro_rules! collect {
-        ($kind:ty, $list:expr) => {
-            for object in Api::<$kind>::namespaced(client.clone(), NS)
-                .list($list)
-                .await?
-            {
-                left.push(format!("{}/{}", stringify!($kind), object.name_any()));
-            }
-        };
-    }
-    collect!(Secret, &by_label);
-    collect!(ConfigMap, &by_label);
-    collect!(Service, &by_label);
-    collect!(NetworkPolicy, &by_label);
-    collect!(PodDisruptionBudget, &by_label);
-    collect!(StatefulSet, &by_label);
-    collect!(Pod, &by_instance);
-    collect!(PersistentVolumeClaim, &by_instance);
-    collect!(MailTenant, &ListParams::default());
-    Ok(left)
 }

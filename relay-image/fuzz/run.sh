@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bounded fuzz run of the relay's command and data path: relay-image/fuzz/run.sh SECONDS
-# Needs cargo-fuzz (installed here from crates.io if missing); stable Rust runs it with
+# Needs cargo-fuzz (e2e/setup.sh installs it; installed here too if missing); stable Rust runs it with
 # RUSTC_BOOTSTRAP=1, since cargo fuzz uses sanitizer flags that are nightly-only.
 set -euo pipefail
 SECONDS_TO_RUN="${1:?usage: run.sh SECONDS}"

@@ -240,14 +240,21 @@ fn a_bad_configuration_is_refused_at_start_naming_the_field() {
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(1));
-        String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("").to_string()
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string()
     };
     let good = std::fs::read_to_string(fixture.dir.join("relay.toml")).unwrap();
     assert_eq!(
         run(&good.replace("max-recipients = 3", "max-recipients = 0")),
         "mailwarden-relay: invalid relay configuration: limits.max-recipients: must be above 0"
     );
-    let with_auth = good.replace("[limits]", "[smtp-auth]\ncredentials-file = \"/x\"\n\n[limits]");
+    let with_auth = good.replace(
+        "[limits]",
+        "[smtp-auth]\ncredentials-file = \"/x\"\n\n[limits]",
+    );
     assert_eq!(
         run(&with_auth),
         "mailwarden-relay: invalid relay configuration: smtp-auth: not supported by this relay version"

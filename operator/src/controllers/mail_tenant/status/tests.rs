@@ -40,6 +40,19 @@ fn rolled(ready: i32) -> StatefulSetStatus {
     }
 }
 
+/// Certificates of tenant `a`, issued now, with these client identities.
+fn issued(clients: &[&str]) -> crate::pki::Issued {
+    let wanted = crate::pki::Wanted {
+        tenant: "a".into(),
+        server_names: vec!["relay.a.example".into()],
+        clients: clients.iter().map(|c| c.to_string()).collect(),
+        ca_days: 365,
+        leaf_days: 90,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    crate::pki::plan(&wanted, now, None, None, &Default::default()).unwrap()
+}
+
 #[test]
 fn oldest_tenant_owns_the_namespace() {
     let tenants = [
@@ -113,21 +126,7 @@ fn relay_readiness_follows_the_stateful_set() {
 #[test]
 fn ready_names_the_first_failing_condition() {
     let t = tenant("a", "2026-05-01T00:00:00Z");
-    let wanted = crate::pki::Wanted {
-        tenant: "a".into(),
-        server_names: vec!["relay.a.example".into()],
-        clients: vec!["ehr".into()],
-        ca_days: 365,
-        leaf_days: 90,
-    };
-    let issued = crate::pki::plan(
-        &wanted,
-        time::OffsetDateTime::now_utc(),
-        None,
-        None,
-        &Default::default(),
-    )
-    .unwrap();
+    let issued = issued(&["ehr"]);
 
     let pending = observed(
         &t,
@@ -222,21 +221,7 @@ fn signing_domains_come_from_relay_signing_status() {
 #[test]
 fn sending_addresses_gate_readiness_when_requested() {
     let t = tenant("a", "2026-05-01T00:00:00Z");
-    let wanted = crate::pki::Wanted {
-        tenant: "a".into(),
-        server_names: vec!["relay.a.example".into()],
-        clients: vec![],
-        ca_days: 365,
-        leaf_days: 90,
-    };
-    let issued = crate::pki::plan(
-        &wanted,
-        time::OffsetDateTime::now_utc(),
-        None,
-        None,
-        &Default::default(),
-    )
-    .unwrap();
+    let issued = issued(&[]);
     let running = set(4, rolled(2));
 
     let one = "192.0.2.17".parse().unwrap();

@@ -1,0 +1,217 @@
+//! What the relay refuses, with the exact reply, to real peers on loopback: plaintext, forged
+//! senders, smuggling, limits, and peers that keep failing to authenticate.
+
+mod common;
+
+use std::process::Command;
+
+use common::{CLIENT, DOMAIN, ED_SELECTOR, Fixture, RSA_SELECTOR, message};
+
+fn started(name: &str) -> Fixture {
+    let mut fixture = Fixture::new(name, "");
+    fixture.start_relay();
+    fixture
+}
+
+fn queued(line: &str) -> bool {
+    line.starts_with("250 2.0.0 queued as ")
+}
+
+#[test]
+fn swaks_in_plaintext_gets_530_must_starttls() {
+    let fixture = started("swaks-plain");
+    let output = fixture.swaks(&["--from", &format!("a@{DOMAIN}"), "--to", "x@dest.test"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("<-  250 STARTTLS"), "{text}");
+    assert!(
+        text.contains("<** 530 5.7.0 must issue a STARTTLS command first"),
+        "{text}"
+    );
+}
+
+#[test]
+fn swaks_with_a_forged_sender_gets_553() {
+    let fixture = started("swaks-forged");
+    let tls = [
+        "--tls",
+        "--tls-cert",
+        &fixture.path("client.pem"),
+        "--tls-key",
+        &fixture.path("client.key"),
+    ];
+    let output = fixture.swaks(
+        &[
+            &tls[..],
+            &["--from", "ceo@bank.example", "--to", "x@dest.test"],
+        ]
+        .concat(),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("<~* 553 5.7.1 sender domain is not a sending domain of this relay"),
+        "{text}"
+    );
+
+    let sender = format!("a@{DOMAIN}");
+    let forged_header = [
+        &tls[..],
+        &[
+            "--from",
+            &sender,
+            "--to",
+            "x@dest.test",
+            "--h-From",
+            "<ceo@bank.example>",
+        ],
+    ]
+    .concat();
+    let output = fixture.swaks(&forged_header);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("<~* 553 5.7.1 From header domain is not a sending domain of this relay"),
+        "{text}"
+    );
+
+    let pending = [
+        &tls[..],
+        &["--from", "a@pending.st-olaf.test", "--to", "x@dest.test"],
+    ]
+    .concat();
+    let output = fixture.swaks(&pending);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("<~* 451 4.7.1 sending domain has no active DKIM selector yet"),
+        "{text}"
+    );
+    assert!(fixture.delivered().is_empty());
+}
+
+#[test]
+fn smuggled_end_of_data_sequences_stay_inside_one_message() {
+    let fixture = started("smuggle");
+    let script = format!(
+        r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile="{ca}")
+ctx.load_cert_chain("{cert}", "{key}")
+s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_hostname="localhost")
+s.sendall(b"EHLO smuggler.test\r\nMAIL FROM:<a@{DOMAIN}>\r\nRCPT TO:<x@dest.test>\r\nDATA\r\n")
+s.sendall(b"From: <a@{DOMAIN}>\r\n\r\nhello\n.\nMAIL FROM:<a@{DOMAIN}>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\nsmuggled\r.\rmore\r\n.\r\nQUIT\r\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write(data.decode())
+"#,
+        ca = fixture.path("ca.pem"),
+        cert = fixture.path("client.pem"),
+        key = fixture.path("client.key"),
+        port = fixture.ports.submissions,
+    );
+    let output = Command::new(common::python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(text.matches("250 2.0.0 queued as").count(), 1, "{text}");
+    assert!(text.ends_with("221 2.0.0 bye\r\n"), "{text}");
+    let delivered = fixture.wait_for_delivered(1);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let delivered_after = fixture.delivered();
+    assert_eq!(delivered_after.len(), 1);
+    assert_eq!(delivered[0].0["to"], serde_json::json!(["x@dest.test"]));
+    let body = String::from_utf8_lossy(&delivered[0].1);
+    assert!(body.contains("hello\r\n.\r\nMAIL FROM:"), "{body}");
+}
+
+#[test]
+fn repeated_auth_failures_block_the_peer_and_are_audited() {
+    let mut fixture = Fixture::new("block", "");
+    let config = std::fs::read_to_string(fixture.dir.join("relay.toml")).unwrap();
+    std::fs::write(
+        fixture.dir.join("relay.toml"),
+        config.replace("max-failures = 5", "max-failures = 2"),
+    )
+    .unwrap();
+    fixture.start_relay();
+    for _ in 0..2 {
+        let replies = fixture.submit_python(
+            false,
+            None,
+            &format!("a@{DOMAIN}"),
+            "x@dest.test",
+            &message("b"),
+        );
+        assert_eq!(
+            replies.last().unwrap(),
+            "530 5.7.0 authentication required: present a client certificate"
+        );
+    }
+    let output = fixture.swaks(&["--quit-after", "BANNER"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(
+            "<** 421 4.7.0 relay.st-olaf.test too many authentication failures, try later"
+        ),
+        "{text}"
+    );
+    let audit = fixture.audit_lines();
+    let blocked = audit.iter().find(|l| l["event"] == "peer-blocked").unwrap();
+    assert_eq!(blocked["peer"], "127.0.0.1");
+}
+
+#[test]
+fn limits_give_exact_replies() {
+    let fixture = started("limits");
+    let tls = [
+        "--tls",
+        "--tls-cert",
+        &fixture.path("client.pem"),
+        "--tls-key",
+        &fixture.path("client.key"),
+    ];
+    let output = fixture.swaks(
+        &[
+            &tls[..],
+            &[
+                "--from",
+                &format!("a@{DOMAIN}"),
+                "--to",
+                "a@d.test,b@d.test,c@d.test,d@d.test",
+            ],
+        ]
+        .concat(),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("<~* 452 4.5.3 too many recipients, at most 3 per message"),
+        "{text}"
+    );
+
+    let big = fixture.dir.join("big-body.txt");
+    std::fs::write(&big, ("x".repeat(998) + "\r\n").repeat(250)).unwrap();
+    let big = big.display().to_string();
+    let output = fixture.swaks(
+        &[
+            &tls[..],
+            &[
+                "--from",
+                &format!("a@{DOMAIN}"),
+                "--to",
+                "a@d.test",
+                "--h-From",
+                &format!("<a@{DOMAIN}>"),
+                "--body",
+                &big,
+            ],
+        ]
+        .concat(),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("<~* 552 5.3.4 message exceeds the maximum of 200000 bytes"),
+        "{text}"
+    );
+}
