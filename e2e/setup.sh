@@ -14,8 +14,9 @@ E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${MAILWARDEN_CACHE:-$HOME/.cache/mailwarden}"
 VENV="$CACHE/venv"
 APT_PACKAGES=(
-    swaks knot knot-dnsutils bind9-dnsutils opendkim opendkim-tools testssl.sh postfix
-    openssl curl jq ca-certificates python3 python3-venv shellcheck
+    swaks libnet-ssleay-perl libio-socket-ssl-perl knot knot-dnsutils bind9-dnsutils
+    opendkim opendkim-tools testssl.sh postfix openssl curl jq ca-certificates python3
+    python3-venv shellcheck
 )
 PY_PACKAGES=(dkimpy pynacl dnspython pytest aiosmtpd)
 # Packages whose Debian install starts a daemon; the tests run their own instances.

@@ -444,7 +444,7 @@ block-seconds = 600
     /// Runs swaks against the STARTTLS port with the given extra arguments.
     pub fn swaks(&self, args: &[&str]) -> Output {
         require_tool("swaks", "swaks");
-        Command::new("swaks")
+        let output = Command::new("swaks")
             .args([
                 "--server",
                 &format!("localhost:{}", self.ports.submission),
@@ -454,7 +454,15 @@ block-seconds = 600
             .args(["--timeout", "30"])
             .args(args)
             .output()
-            .unwrap()
+            .unwrap();
+        // Without Net::SSLeay, swaks prints this and never connects.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("TLS not available"),
+            "swaks cannot speak TLS: run `apt-get install libnet-ssleay-perl libio-socket-ssl-perl` \
+             (see e2e/setup.sh): {stderr}"
+        );
+        output
     }
 
     /// Verifies a delivered message's DKIM signatures with dkimpy; returns its printed lines.
