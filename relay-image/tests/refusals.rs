@@ -5,16 +5,12 @@ mod common;
 
 use std::process::Command;
 
-use common::{CLIENT, DOMAIN, ED_SELECTOR, Fixture, RSA_SELECTOR, message};
+use common::{DOMAIN, Fixture, message};
 
 fn started(name: &str) -> Fixture {
     let mut fixture = Fixture::new(name, "");
     fixture.start_relay();
     fixture
-}
-
-fn queued(line: &str) -> bool {
-    line.starts_with("250 2.0.0 queued as ")
 }
 
 #[test]
