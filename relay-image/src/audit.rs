@@ -27,6 +27,11 @@ pub enum Event<'a> {
         tls_version: &'a str,
         tls_suite: &'a str,
     },
+    /// The client passed SMTP AUTH after its certificate (where the configuration requires it).
+    SmtpAuthSuccess {
+        peer: String,
+        client: &'a str,
+    },
     AuthFailure {
         peer: String,
         reason: &'a str,

@@ -8,6 +8,7 @@ use rustls::ServerConfig;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::audit::{AuditError, AuditLog};
+use crate::credentials::{Credentials, CredentialsError};
 use crate::dkim::{DkimError, Signer};
 use crate::metrics::Metrics;
 use crate::peers::PeerBlocks;
@@ -31,16 +32,18 @@ pub enum LoadError {
     Spool(#[from] SpoolError),
     #[error("{0}")]
     Audit(#[from] AuditError),
-    #[error("invalid relay configuration: {0}: not supported by this relay version")]
-    Unsupported(&'static str),
+    #[error("{0}")]
+    Credentials(#[from] CredentialsError),
 }
 
-/// One consistent view of the mounted files: configuration, server TLS and DKIM keys. Replaced as
-/// a whole on reload; a session keeps the snapshot it started with.
+/// One consistent view of the mounted files: configuration, server TLS, DKIM keys and SMTP AUTH
+/// credentials. Replaced as a whole on reload; a session keeps the snapshot it started with.
 pub struct Snapshot {
     pub config: RelayConfig,
     pub tls: Arc<ServerConfig>,
     pub signer: Signer,
+    /// Present when the configuration requires SMTP AUTH after the client certificate.
+    pub credentials: Option<Credentials>,
 }
 
 impl Snapshot {
@@ -51,16 +54,17 @@ impl Snapshot {
             source,
         })?;
         let config = RelayConfig::from_toml(&text)?;
-        if config.smtp_auth.is_some() {
-            // Refused rather than ignored: the operator must not believe AUTH is offered.
-            return Err(LoadError::Unsupported("smtp-auth"));
-        }
         let tls = tls::server_config(&config.tls)?;
         let signer = Signer::load(&config)?;
+        let credentials = match &config.smtp_auth {
+            Some(auth) => Some(Credentials::load(&auth.credentials_file)?),
+            None => None,
+        };
         Ok(Self {
             config,
             tls,
             signer,
+            credentials,
         })
     }
 }

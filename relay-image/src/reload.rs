@@ -1,4 +1,5 @@
-//! Reloading the configuration, certificates and DKIM keys when their files change.
+//! Reloading the configuration, certificates, DKIM keys and SMTP AUTH credentials when their files
+//! change.
 //!
 //! Kubernetes updates mounted Secrets and ConfigMaps by swapping a symlink, which file-event APIs
 //! report unreliably; the relay instead compares the modification times and sizes of every file
@@ -49,6 +50,7 @@ fn watched_files(relay: &Relay) -> Vec<PathBuf> {
     for domain in &config.sending_domains {
         files.extend(domain.selectors.iter().map(|s| s.key_file.clone()));
     }
+    files.extend(config.smtp_auth.iter().map(|a| a.credentials_file.clone()));
     files
 }
 

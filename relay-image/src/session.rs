@@ -22,6 +22,17 @@ use crate::submission::Submitter;
 /// How long a client may stay silent before the relay hangs up.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The longest SASL response line accepted (RFC 4954 section 4 allows 12288 octets).
+const MAX_SASL_LINE: usize = 12288;
+
+/// What follows a reply that hands the connection to something other than the command parser.
+enum Continuation {
+    /// `354`: the message, then the bytes after it.
+    Data(Vec<u8>),
+    /// `334`: one SASL response line, then the bytes after it.
+    Sasl(Vec<u8>),
+}
+
 /// Serves one accepted connection on a submission port.
 pub async fn serve(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, implicit_tls: bool) {
     let snapshot = relay.snapshot();
@@ -217,20 +228,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     return;
                 }
                 if reply.start_data {
-                    data_rest = Some(iter.as_slice().to_vec());
+                    data_rest = Some(Continuation::Data(iter.as_slice().to_vec()));
+                    break;
+                }
+                if reply.awaits_sasl_response {
+                    data_rest = Some(Continuation::Sasl(iter.as_slice().to_vec()));
                     break;
                 }
             }
             if !out.is_empty() && self.stream.write_all(out.as_bytes()).await.is_err() {
                 return;
             }
-            pending = match data_rest {
-                Some(rest) => match self.receive_message(rest, &mut buf).await {
-                    Some(rest) => rest,
-                    None => return,
-                },
-                None => Vec::new(),
+            let rest = match data_rest {
+                Some(Continuation::Data(rest)) => self.receive_message(rest, &mut buf).await,
+                Some(Continuation::Sasl(rest)) => self.receive_sasl_response(rest, &mut buf).await,
+                None => Some(Vec::new()),
             };
+            let Some(rest) = rest else {
+                return;
+            };
+            pending = rest;
             if !pending.is_empty() {
                 continue;
             }
@@ -250,6 +267,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Ok(Ok(n)) if n > 0 => pending.extend_from_slice(&buf[..n]),
                 _ => return,
             }
+        }
+    }
+
+    /// Reads the line after `334`, answers it, and returns the bytes that follow it.
+    async fn receive_sasl_response(
+        &mut self,
+        mut line: Vec<u8>,
+        buf: &mut [u8],
+    ) -> Option<Vec<u8>> {
+        loop {
+            if let Some(end) = line.iter().position(|&b| b == b'\n') {
+                let rest = line.split_off(end + 1);
+                let text = String::from_utf8_lossy(&line);
+                let reply = self
+                    .submitter
+                    .sasl_response(text.trim_end_matches(['\r', '\n']));
+                self.stream.write_all(reply.text.as_bytes()).await.ok()?;
+                return Some(rest);
+            }
+            if line.len() > MAX_SASL_LINE {
+                let _ = self.stream.write_all(b"500 5.5.6 line too long\r\n").await;
+                return None;
+            }
+            let n = tokio::time::timeout(IDLE_TIMEOUT, self.stream.read(buf))
+                .await
+                .ok()?
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            line.extend_from_slice(&buf[..n]);
         }
     }
 
@@ -282,6 +330,8 @@ pub struct Reply {
     pub text: String,
     pub close: bool,
     pub start_data: bool,
+    /// The reply is `334`: the next line is a SASL response, not a command.
+    pub awaits_sasl_response: bool,
 }
 
 impl Reply {

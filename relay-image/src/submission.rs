@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mail_parser::MessageParser;
-use smtp_proto::{Error as ProtoError, MAIL_REQUIRETLS, MAIL_SMTPUTF8, Request};
+use smtp_proto::{AUTH_PLAIN, Error as ProtoError, MAIL_REQUIRETLS, MAIL_SMTPUTF8, Request};
 
 use crate::audit::Event;
+use crate::credentials::{PlainError, decode_plain};
 use crate::data::DataReader;
 use crate::metrics::Metrics;
 use crate::relay::{Relay, Snapshot};
@@ -29,6 +30,8 @@ pub struct Submitter {
     peer: SocketAddr,
     /// The verified client certificate's identity; None when the client sent none.
     client: Option<String>,
+    /// Whether the client passed SMTP AUTH, where the configuration requires it.
+    authenticated: bool,
     helo: Option<String>,
     transaction: Option<Transaction>,
     auth_failure_recorded: bool,
@@ -46,6 +49,7 @@ impl Submitter {
             snapshot,
             peer,
             client,
+            authenticated: false,
             helo: None,
             transaction: None,
             auth_failure_recorded: false,
@@ -71,10 +75,15 @@ impl Submitter {
                 self.helo = Some(host);
                 self.transaction = None;
                 let limits = &self.snapshot.config.limits;
+                let auth = if self.snapshot.credentials.is_some() {
+                    "250-AUTH PLAIN\r\n"
+                } else {
+                    ""
+                };
                 Reply {
                     text: format!(
                         "250-{}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
-                         250-REQUIRETLS\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE {}\r\n",
+                         250-REQUIRETLS\r\n250-ENHANCEDSTATUSCODES\r\n{auth}250 SIZE {}\r\n",
                         self.hostname(),
                         limits.max_message_bytes
                     ),
@@ -110,11 +119,98 @@ impl Submitter {
                 Reply::line("252 2.5.0 cannot verify, send the message")
             }
             Request::Help { .. } => Reply::line("214 2.0.0 see RFC 5321"),
-            Request::Auth { .. } => {
-                Reply::line("504 5.5.4 AUTH is not offered; present a client certificate")
-            }
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response),
             _ => Reply::line("502 5.5.1 command not implemented"),
         }
+    }
+
+    /// `AUTH`: offered only where the configuration requires it, and only after the client
+    /// certificate, whose identity the username must be.
+    fn auth(&mut self, mechanism: u64, initial_response: String) -> Reply {
+        if self.snapshot.credentials.is_none() {
+            return Reply::line("504 5.5.4 AUTH is not offered; present a client certificate");
+        }
+        if self.client.is_none() {
+            return Reply::line(self.certificate_required());
+        }
+        if self.authenticated {
+            return Reply::line("503 5.5.1 already authenticated");
+        }
+        if self.transaction.is_some() {
+            return Reply::line("503 5.5.1 AUTH is not allowed during a mail transaction");
+        }
+        if mechanism != AUTH_PLAIN {
+            return Reply::line("504 5.5.4 unsupported mechanism, use PLAIN");
+        }
+        if initial_response.is_empty() {
+            return Reply {
+                awaits_sasl_response: true,
+                ..Reply::line("334 ")
+            };
+        }
+        // RFC 4954: "=" is an initial response of zero length.
+        let response = if initial_response == "=" {
+            ""
+        } else {
+            &initial_response
+        };
+        Reply::line(self.check_plain(response))
+    }
+
+    /// The client's answer to `334`: a SASL PLAIN response line.
+    pub fn sasl_response(&mut self, line: &str) -> Reply {
+        Reply::line(self.check_plain(line))
+    }
+
+    fn check_plain(&mut self, response: &str) -> String {
+        let (user, password) = match decode_plain(response) {
+            Ok(decoded) => decoded,
+            Err(PlainError::Cancelled) => return "501 5.7.0 authentication cancelled".into(),
+            Err(PlainError::Malformed) => {
+                record_auth_failure(
+                    &self.relay,
+                    &self.snapshot,
+                    self.peer,
+                    "smtp auth: malformed PLAIN response",
+                );
+                return "501 5.5.2 malformed PLAIN response".into();
+            }
+        };
+        let client = self.client.as_deref().unwrap_or_default();
+        let known = self
+            .snapshot
+            .credentials
+            .as_ref()
+            .is_some_and(|c| c.verify(&user, &password));
+        if !known || user != client {
+            let reason =
+                format!("smtp auth: invalid credentials for {user:?} with certificate {client:?}");
+            record_auth_failure(&self.relay, &self.snapshot, self.peer, &reason);
+            return "535 5.7.8 authentication credentials invalid".into();
+        }
+        self.authenticated = true;
+        let _ = self.relay.audit.record(&Event::SmtpAuthSuccess {
+            peer: self.peer.to_string(),
+            client,
+        });
+        "235 2.7.0 authentication successful".into()
+    }
+
+    /// Refuses a client without a certificate, auditing (once a session) the failed attempt.
+    fn certificate_required(&mut self) -> String {
+        if !self.auth_failure_recorded {
+            self.auth_failure_recorded = true;
+            record_auth_failure(
+                &self.relay,
+                &self.snapshot,
+                self.peer,
+                "no client certificate",
+            );
+        }
+        "530 5.7.0 authentication required: present a client certificate".into()
     }
 
     fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> String {
@@ -125,16 +221,10 @@ impl Submitter {
             return "503 5.5.1 nested MAIL command".into();
         }
         if self.client.is_none() {
-            if !self.auth_failure_recorded {
-                self.auth_failure_recorded = true;
-                record_auth_failure(
-                    &self.relay,
-                    &self.snapshot,
-                    self.peer,
-                    "no client certificate",
-                );
-            }
-            return "530 5.7.0 authentication required: present a client certificate".into();
+            return self.certificate_required();
+        }
+        if self.snapshot.credentials.is_some() && !self.authenticated {
+            return "530 5.7.0 authentication required: AUTH PLAIN first".into();
         }
         let limits = &self.snapshot.config.limits;
         if from.size as u64 > limits.max_message_bytes {

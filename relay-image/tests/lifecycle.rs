@@ -251,13 +251,19 @@ fn a_bad_configuration_is_refused_at_start_naming_the_field() {
         run(&good.replace("max-recipients = 3", "max-recipients = 0")),
         "mailwarden-relay: invalid relay configuration: limits.max-recipients: must be above 0"
     );
-    let with_auth = good.replace(
-        "[limits]",
-        "[smtp-auth]\ncredentials-file = \"/x\"\n\n[limits]",
-    );
+    let credentials = fixture.path("credentials");
+    std::fs::write(
+        &credentials,
+        "ehr:$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA\n",
+    )
+    .unwrap();
+    let with_auth = format!("{good}\n[smtp-auth]\ncredentials-file = \"{credentials}\"\n");
     assert_eq!(
         run(&with_auth),
-        "mailwarden-relay: invalid relay configuration: smtp-auth: not supported by this relay version"
+        format!(
+            "mailwarden-relay: SMTP AUTH credentials {credentials} line 1: only sha256 digests \
+             are supported"
+        )
     );
     let missing_key = good.replace("dkim-ed.pem", "missing.pem");
     let missing = fixture.path("missing.pem");

@@ -80,12 +80,25 @@ pub struct Tls {
     pub client_ca_file: PathBuf,
 }
 
-/// Optional SMTP AUTH over TLS, in addition to (never instead of) client certificates.
+/// Optional SMTP AUTH over TLS, in addition to (never instead of) client certificates. When set,
+/// every client must present its certificate and then `AUTH PLAIN` with the username of that
+/// certificate's identity before `MAIL FROM`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SmtpAuth {
-    /// File of `username:argon2-or-sha256-hash` lines, mounted from a Secret.
+    /// File of [`SmtpAuth::credentials_line`] lines, mounted from a Secret.
     pub credentials_file: PathBuf,
+}
+
+impl SmtpAuth {
+    /// The credentials file line of one client: `username:sha256:<hex digest of the password>`.
+    /// Passwords are 32 random bytes from the operator, so a fast digest is enough: there is no
+    /// guessable space to search, and a slow hash would only let peers load the relay.
+    pub fn credentials_line(user: &str, password: &str) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(password.as_bytes());
+        format!("{user}:sha256:{}", hex::encode(digest))
+    }
 }
 
 /// One domain the relay signs for, and the DKIM selectors it signs with.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use mailwarden_relay_config::SmtpAuth;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
@@ -397,9 +398,39 @@ block-seconds = 600
         }
     }
 
+    /// Requires SMTP AUTH after the client certificate, with these (username, password) pairs;
+    /// call before starting the relay.
+    pub fn require_smtp_auth(&self, credentials: &[(&str, &str)]) {
+        let lines: String = credentials
+            .iter()
+            .map(|(user, password)| SmtpAuth::credentials_line(user, password) + "\n")
+            .collect();
+        let file = self.dir.join("credentials");
+        fs::write(&file, lines).unwrap();
+        let mut config = fs::read_to_string(self.dir.join("relay.toml")).unwrap();
+        config.push_str(&format!(
+            "\n[smtp-auth]\ncredentials-file = \"{}\"\n",
+            file.display()
+        ));
+        fs::write(self.dir.join("relay.toml"), config).unwrap();
+    }
+
     /// Runs the smtplib submitter; returns its printed reply lines.
     pub fn submit_python(
         &self,
+        implicit: bool,
+        cert: Option<&str>,
+        from: &str,
+        to: &str,
+        message: &str,
+    ) -> Vec<String> {
+        self.submit_python_as(None, implicit, cert, from, to, message)
+    }
+
+    /// Runs the smtplib submitter, logging in with SMTP AUTH as `auth` (user, password) first.
+    pub fn submit_python_as(
+        &self,
+        auth: Option<(&str, &str)>,
         implicit: bool,
         cert: Option<&str>,
         from: &str,
@@ -419,6 +450,11 @@ block-seconds = 600
             .arg(self.path("ca.pem"))
             .env("MW_FROM", from)
             .env("MW_TO", to)
+            .env(
+                "MW_AUTH",
+                auth.map(|(user, password)| format!("{user}:{password}"))
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         if let Some(cert) = cert {

@@ -2,8 +2,9 @@
 
 usage: submit.py PORT MODE CA [CERT KEY] < MESSAGE
 MODE is "starttls" (port 587 style) or "implicit" (465 style). Sender and recipients come from
-the environment: MW_FROM and MW_TO (comma separated). Any SMTP error is printed, not raised, so
-the caller can assert the exact code.
+the environment: MW_FROM and MW_TO (comma separated); MW_AUTH="user:password", when set, logs in
+with SMTP AUTH after EHLO. Any SMTP error is printed, not raised, so the caller can assert the
+exact code.
 """
 
 import os
@@ -28,6 +29,10 @@ def main():
             code, text = client.starttls(context=context)
             print(code, text.decode())
         client.ehlo("submit.test")
+        if os.environ.get("MW_AUTH"):
+            user, password = os.environ["MW_AUTH"].split(":", 1)
+            code, text = client.login(user, password)
+            print(code, text.decode())
         code, text = client.mail(sender)
         print(code, text.decode())
         if code != 250:
