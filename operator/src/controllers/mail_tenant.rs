@@ -290,16 +290,20 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
         .as_ref()
         .and_then(tenant::read_leaf);
     let mut clients = std::collections::BTreeMap::new();
+    let mut stored_passwords = std::collections::BTreeMap::new();
     for client_identity in &tenant.spec.clients {
         let name = names.client_secret(&client_identity.name);
-        if let Some(leaf) = get(&secrets, &name)
-            .await?
-            .as_ref()
-            .and_then(tenant::read_leaf)
-        {
+        let Some(secret) = get(&secrets, &name).await? else {
+            continue;
+        };
+        if let Some(leaf) = tenant::read_leaf(&secret) {
             clients.insert(client_identity.name.clone(), leaf);
         }
+        if let Some(password) = tenant::read_password(&secret) {
+            stored_passwords.insert(client_identity.name.clone(), password);
+        }
     }
+    let passwords = tenant::client_passwords(tenant, &stored_passwords);
     let wanted = pki::Wanted {
         tenant: names.tenant.clone(),
         server_names: names.server_dns_names(&tenant.spec.relay.hostname),
@@ -344,7 +348,14 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
     let server_secret = tenant::leaf_secret(tenant, names.server_secret(), &issued.server);
     apply_one(&secrets, server_secret, "Secret", context, &mut applied).await?;
     for (name, leaf) in &issued.clients {
-        let secret = tenant::leaf_secret(tenant, names.client_secret(name), leaf);
+        let password = passwords.get(name).map(String::as_str);
+        let secret = tenant::client_secret(tenant, names.client_secret(name), name, leaf, password);
+        apply_one(&secrets, secret, "Secret", context, &mut applied).await?;
+    }
+    let smtp_auth = tenant::smtp_auth_required(tenant);
+    if smtp_auth {
+        let file = tenant::credentials_file(&passwords);
+        let secret = tenant::credentials_secret(tenant, names.credentials_secret(), &file);
         apply_one(&secrets, secret, "Secret", context, &mut applied).await?;
     }
     let namespaced = |kind| (client.clone(), names.namespace.clone(), kind);
@@ -399,18 +410,15 @@ async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, 
         .map_err(read("client Secrets"))?;
     for secret in owned.items {
         let name = secret.name_any();
+        if name == names.credentials_secret() && !smtp_auth {
+            delete_secret(&secrets, &name, context).await?;
+            continue;
+        }
         let Some(client_name) = name.strip_prefix(&prefix) else {
             continue;
         };
         if !issued.clients.contains_key(client_name) {
-            secrets
-                .delete(&name, &DeleteParams::default())
-                .await
-                .map_err(|source| Error::Cleanup {
-                    what: format!("Secret {name}"),
-                    source,
-                })?;
-            context.metrics.wrote(CONTROLLER, "Secret");
+            delete_secret(&secrets, &name, context).await?;
             let note = format!(
                 "client {client_name} was removed from spec.clients; deleted its Secret {name}"
             );
@@ -495,6 +503,18 @@ async fn sending_addresses(
         wanted: wanted.count,
         addresses,
     })
+}
+
+async fn delete_secret(secrets: &Api<Secret>, name: &str, context: &Context) -> Result<(), Error> {
+    secrets
+        .delete(name, &DeleteParams::default())
+        .await
+        .map_err(|source| Error::Cleanup {
+            what: format!("Secret {name}"),
+            source,
+        })?;
+    context.metrics.wrote(CONTROLLER, "Secret");
+    Ok(())
 }
 
 async fn get(secrets: &Api<Secret>, name: &str) -> Result<Option<Secret>, Error> {

@@ -150,6 +150,21 @@ pub struct RelaySpec {
     #[serde(default = "default_max_recipients")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_recipients: u32,
+
+    /// SMTP AUTH as a second factor. `Disabled` (the default): the client certificate alone
+    /// authenticates. `Required`: after presenting its certificate, every client must also log
+    /// in with `AUTH PLAIN` as its own name, using the `username` and `password` the operator
+    /// adds to its Secret `<tenant>-client-<name>`; a password never works without the
+    /// certificate of the same client.
+    #[serde(default)]
+    pub smtp_auth: SmtpAuthMode,
+}
+
+#[derive(JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SmtpAuthMode {
+    #[default]
+    Disabled,
+    Required,
 }
 
 /// Workloads admitted to the relay's submission ports.

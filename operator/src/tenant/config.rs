@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use mailwarden_relay_config::{
     Audit, AuthFailures, DeliveryMode, DkimSelector, FallbackTls, Limits, Listen, RelayConfig,
-    SendingDomain, Spool, Tls,
+    SendingDomain, SmtpAuth, Spool, Tls,
 };
 
+use super::credentials::CREDENTIALS_KEY;
 use super::relay::{
-    ADMIN_PORT, DKIM_DIR, DRAIN_SECONDS, SMARTHOST_DIR, SPOOL_DIR, SUBMISSION_PORT,
-    SUBMISSIONS_PORT, TLS_DIR,
+    ADMIN_PORT, CREDENTIALS_DIR, DKIM_DIR, DRAIN_SECONDS, SMARTHOST_DIR, SPOOL_DIR,
+    SUBMISSION_PORT, SUBMISSIONS_PORT, TLS_DIR,
 };
 use super::{Names, SigningDomain};
 use crate::crd::MailTenant;
@@ -76,7 +77,9 @@ pub fn relay_config(
             key_file: format!("{TLS_DIR}/tls.key").into(),
             client_ca_file: format!("{TLS_DIR}/ca.crt").into(),
         },
-        smtp_auth: None,
+        smtp_auth: super::smtp_auth_required(tenant).then(|| SmtpAuth {
+            credentials_file: format!("{CREDENTIALS_DIR}/{CREDENTIALS_KEY}").into(),
+        }),
         sending_domains,
         limits: Limits {
             max_message_bytes: spec.relay.max_message_bytes,

@@ -4,6 +4,7 @@
 //! functions and applies their result, so every object can be tested from fixtures.
 
 mod config;
+mod credentials;
 mod network;
 mod relay;
 mod secrets;
@@ -15,12 +16,15 @@ use kube::Resource;
 use mailwarden_relay_config::DkimAlgorithm;
 
 pub use config::relay_config;
+pub use credentials::{client_passwords, credentials_file, smtp_auth_required};
 pub use network::network_policies;
 pub use relay::{
     ADMIN_PORT, SUBMISSION_PORT, SUBMISSIONS_PORT, config_map, pod_disruption_budget, services,
     stateful_set,
 };
-pub use secrets::{ca_secret, leaf_secret, read_ca, read_leaf};
+pub use secrets::{
+    ca_secret, client_secret, credentials_secret, leaf_secret, read_ca, read_leaf, read_password,
+};
 
 use crate::crd::MailTenant;
 
@@ -79,6 +83,10 @@ impl Names {
     }
     pub fn client_secret(&self, client: &str) -> String {
         format!("{}-client-{client}", self.tenant)
+    }
+    /// The digests of the clients' SMTP AUTH passwords, mounted by the relay.
+    pub fn credentials_secret(&self) -> String {
+        format!("{}-relay-credentials", self.tenant)
     }
     /// DNS names the relay's certificate must carry: the public name, then the Service's
     /// in-cluster names.

@@ -24,6 +24,7 @@ pub(super) const CONFIG_DIR: &str = mailwarden_relay_config::defaults::CONFIG_DI
 pub(super) const TLS_DIR: &str = "/etc/mailwarden/tls";
 pub(super) const DKIM_DIR: &str = "/etc/mailwarden/dkim";
 pub(super) const SMARTHOST_DIR: &str = "/etc/mailwarden/smarthost";
+pub(super) const CREDENTIALS_DIR: &str = "/etc/mailwarden/credentials";
 pub(super) const SPOOL_DIR: &str = "/var/spool/mailwarden";
 
 fn typed<T: serde::de::DeserializeOwned>(value: Value) -> T {
@@ -122,6 +123,11 @@ pub fn stateful_set(
             "sources": dkim_sources(domains),
         }}));
         mounts.push(json!({ "name": "dkim", "mountPath": DKIM_DIR, "readOnly": true }));
+    }
+    if super::smtp_auth_required(tenant) {
+        volumes.push(json!({ "name": "credentials", "secret": { "secretName": names.credentials_secret(), "defaultMode": 0o440 } }));
+        mounts
+            .push(json!({ "name": "credentials", "mountPath": CREDENTIALS_DIR, "readOnly": true }));
     }
     if let Some(secret) = tenant
         .spec

@@ -15,6 +15,8 @@ const RETIRED: &str = "retired-ca.crt";
 const ROTATED_AT: &str = "rotated-at";
 const TLS_CERT: &str = "tls.crt";
 const TLS_KEY: &str = "tls.key";
+const USERNAME: &str = "username";
+const PASSWORD: &str = "password";
 
 fn secret(tenant: &MailTenant, name: String, type_: &str, data: &[(&str, &str)]) -> Secret {
     Secret {
@@ -61,6 +63,33 @@ pub fn leaf_secret(tenant: &MailTenant, name: String, leaf: &StoredLeaf) -> Secr
     )
 }
 
+/// A client's Secret: its leaf in the `kubernetes.io/tls` layout and, where SMTP AUTH is
+/// required, the `username` and `password` it logs in with.
+pub fn client_secret(
+    tenant: &MailTenant,
+    name: String,
+    client: &str,
+    leaf: &StoredLeaf,
+    password: Option<&str>,
+) -> Secret {
+    let mut secret = leaf_secret(tenant, name, leaf);
+    if let (Some(password), Some(data)) = (password, secret.data.as_mut()) {
+        data.insert(USERNAME.into(), ByteString(client.as_bytes().to_vec()));
+        data.insert(PASSWORD.into(), ByteString(password.as_bytes().to_vec()));
+    }
+    secret
+}
+
+/// The relay's Secret of SMTP AUTH password digests.
+pub fn credentials_secret(tenant: &MailTenant, name: String, credentials_file: &str) -> Secret {
+    secret(
+        tenant,
+        name,
+        "Opaque",
+        &[(super::credentials::CREDENTIALS_KEY, credentials_file)],
+    )
+}
+
 fn field(data: &BTreeMap<String, ByteString>, key: &str) -> String {
     data.get(key)
         .map(|v| String::from_utf8_lossy(&v.0).into_owned())
@@ -84,4 +113,10 @@ pub fn read_leaf(secret: &Secret) -> Option<StoredLeaf> {
         key_pem: field(data, TLS_KEY),
         bundle_pem: field(data, CA_CERT),
     })
+}
+
+/// The SMTP AUTH password a client Secret holds, if any.
+pub fn read_password(secret: &Secret) -> Option<String> {
+    let password = field(secret.data.as_ref()?, PASSWORD);
+    (!password.is_empty()).then_some(password)
 }

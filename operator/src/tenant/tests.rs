@@ -247,3 +247,113 @@ fn server_certificate_names_cover_public_and_service_names() {
         ]
     );
 }
+
+fn requiring_smtp_auth() -> MailTenant {
+    let mut tenant = tenant();
+    tenant.spec.relay.smtp_auth = crate::crd::mail_tenant::SmtpAuthMode::Required;
+    tenant
+        .spec
+        .clients
+        .push(crate::crd::mail_tenant::ClientIdentity {
+            name: "portal".into(),
+        });
+    tenant
+}
+
+#[test]
+fn smtp_auth_is_off_unless_required() {
+    let tenant = tenant();
+    assert_eq!(relay_config(&tenant, &domains(), &[]).smtp_auth, None);
+    assert!(client_passwords(&tenant, &Default::default()).is_empty());
+    let set = to_json(&stateful_set(&tenant, &domains(), "h"));
+    let volumes = set["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    assert!(volumes.iter().all(|v| v["name"] != "credentials"));
+}
+
+#[test]
+fn required_smtp_auth_keeps_passwords_and_mounts_their_digests() {
+    let tenant = requiring_smtp_auth();
+    let stored = std::collections::BTreeMap::from([("ehr".to_string(), "kept".to_string())]);
+    let passwords = client_passwords(&tenant, &stored);
+    assert_eq!(passwords["ehr"], "kept", "a stored password is reused");
+    assert_eq!(passwords["portal"].len(), 43, "32 random bytes, base64url");
+    assert_ne!(
+        passwords["portal"],
+        client_passwords(&tenant, &stored)["portal"],
+        "a missing password is generated afresh"
+    );
+
+    let file = credentials_file(&passwords);
+    let lines: Vec<&str> = file.lines().collect();
+    assert_eq!(lines.len(), 2);
+    // SHA-256 of "kept".
+    assert_eq!(
+        lines[0],
+        "ehr:sha256:79f076abdd19a752db7267bfff2f9022161d120dea919fdaca2ffdfc24ca8c96"
+    );
+    assert!(lines[1].starts_with("portal:sha256:"));
+    assert!(
+        !file.contains(&passwords["portal"]),
+        "only digests reach the relay"
+    );
+
+    let config = relay_config(&tenant, &domains(), &[]);
+    assert_eq!(
+        config.smtp_auth.unwrap().credentials_file.to_str(),
+        Some("/etc/mailwarden/credentials/credentials")
+    );
+    let set = to_json(&stateful_set(&tenant, &domains(), "h"));
+    let pod = &set["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "credentials")
+        .unwrap();
+    assert_eq!(
+        volume["secret"],
+        json!({ "secretName": "st-olaf-relay-credentials", "defaultMode": 0o440 })
+    );
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+    assert!(mounts.contains(&json!({
+        "name": "credentials", "mountPath": "/etc/mailwarden/credentials", "readOnly": true
+    })));
+}
+
+#[test]
+fn client_secrets_carry_their_login_only_when_given_a_password() {
+    let tenant = requiring_smtp_auth();
+    let leaf = crate::pki::StoredLeaf {
+        cert_pem: "CERT".into(),
+        key_pem: "KEY".into(),
+        bundle_pem: "BUNDLE".into(),
+    };
+    let with = client_secret(
+        &tenant,
+        "st-olaf-client-ehr".into(),
+        "ehr",
+        &leaf,
+        Some("pw"),
+    );
+    let data = with.data.as_ref().unwrap();
+    let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["ca.crt", "password", "tls.crt", "tls.key", "username"]
+    );
+    assert_eq!(data["username"].0, b"ehr");
+    assert_eq!(read_password(&with).as_deref(), Some("pw"));
+
+    let without = client_secret(&tenant, "st-olaf-client-ehr".into(), "ehr", &leaf, None);
+    let keys: Vec<&str> = without
+        .data
+        .as_ref()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
+    assert_eq!(read_password(&without), None);
+}
