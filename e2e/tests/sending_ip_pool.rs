@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use mailwarden_e2e::{kubectl, kubectl_stdin, wait_for};
+use mailwarden_operator::crd::sending_domain::SendingDomain;
 use mailwarden_operator::crd::{Condition, MailTenant, SendingIPPool, find_condition};
 use mailwarden_relay_config::RelayConfig;
 
@@ -136,4 +137,47 @@ async fn addresses_are_exclusive_reported_and_handed_on() {
 
     kubectl(&["delete", "namespace", "e2e-ip-b", "--wait=false"]).unwrap();
     kubectl(&["delete", "sendingippool", "e2e-pool", "e2e-pool-2"]).unwrap();
+}
+
+/// A domain refused because its tenant has no sending addresses yet (applied together, as a
+/// GitOps sync does) is rendered as soon as the tenant gets them, with no edit to the domain.
+#[tokio::test]
+async fn a_domain_waiting_for_addresses_renders_when_the_tenant_gets_them() {
+    let ns = "e2e-late-pool";
+    let domain = format!(
+        "apiVersion: mailwarden.io/v1alpha1\nkind: SendingDomain\nmetadata:\n  name: late\n  namespace: {ns}\n\
+         spec:\n  domain: late.example\n  dns:\n    provider: Manual\n  spf:\n    conflictPolicy: Refuse\n  \
+         dmarc:\n    policy: reject\n"
+    );
+    let manifest = tenant(ns, 1).replace("e2e-pool", "e2e-late-pool") + "---\n" + &domain;
+    kubectl_stdin(&["apply", "-f", "-"], Some(&manifest)).expect("tenant and domain apply");
+    let client = mailwarden_e2e::client().await;
+    let domains: Api<SendingDomain> = Api::namespaced(client.clone(), ns);
+    wait_for("the domain to be refused for want of addresses", || async {
+        let status = domains.get("late").await?.status.unwrap_or_default();
+        let ready = find_condition(&status.conditions, "Ready")
+            .cloned()
+            .unwrap_or_default();
+        Ok((ready.reason == "InvalidSpec").then_some(ready.message))
+    })
+    .await;
+
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&pool("e2e-late-pool", &["198.51.100.77"])),
+    )
+    .expect("pool applies");
+    let spf = wait_for("the domain's SPF record to carry the address", || async {
+        let status = domains.get("late").await?.status.unwrap_or_default();
+        Ok(status
+            .records
+            .iter()
+            .find(|r| r.purpose == "SPF")
+            .map(|r| r.value.clone()))
+    })
+    .await;
+    assert_eq!(spf, "v=spf1 ip4:198.51.100.77 -all");
+
+    kubectl(&["delete", "namespace", ns, "--wait=false"]).unwrap();
+    kubectl(&["delete", "sendingippool", "e2e-late-pool", "--wait=false"]).unwrap();
 }

@@ -16,6 +16,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
@@ -24,6 +25,7 @@ pub use cluster::FIELD_MANAGER;
 pub use pass::PassError;
 
 use super::Context;
+use crate::crd::MailTenant;
 use crate::crd::merge_conditions;
 use crate::crd::sending_domain::SendingDomain;
 use crate::dns::DnsRecord;
@@ -39,13 +41,28 @@ pub const FINALIZER: &str = "mailwarden.io/dns-records";
 pub const ROTATE_ANNOTATION: &str = "mailwarden.io/rotate-dkim";
 
 /// Runs the SendingDomain controller until the process is asked to stop. It watches every
-/// SendingDomain and the DKIM Secrets it owns.
+/// SendingDomain, the DKIM Secrets it owns, and the MailTenants whose sending addresses the
+/// domains' SPF and host records are rendered from.
 pub async fn run(ctx: Arc<Context>) {
     let domains: Api<SendingDomain> = Api::all(ctx.client.clone());
     let secrets: Api<Secret> = Api::all(ctx.client.clone());
+    let tenants: Api<MailTenant> = Api::all(ctx.client.clone());
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=mailwarden");
-    Controller::new(domains, watcher::Config::default())
+    let controller = Controller::new(domains, watcher::Config::default());
+    let store = controller.store();
+    controller
         .owns(secrets, owned)
+        // A tenant that gets (or loses) sending addresses changes what its domains publish, and
+        // may turn a domain refused for having none into a valid one.
+        .watches(tenants, watcher::Config::default(), move |tenant| {
+            let namespace = tenant.metadata.namespace.clone();
+            store
+                .state()
+                .iter()
+                .filter(|domain| domain.metadata.namespace == namespace)
+                .map(|domain| ObjectRef::from_obj(domain.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
