@@ -12,6 +12,16 @@ show kubectl -n "$NS" wait --for=condition=Ready mailtenant/st-olaf --timeout=18
 show kubectl get mailwarden --all-namespaces
 show kubectl -n "$NS" get statefulsets,pods,persistentvolumeclaims,services,networkpolicies,poddisruptionbudgets,configmaps,secrets -l mailwarden.io/tenant=st-olaf -o wide
 show kubectl -n "$NS" get mailtenant st-olaf -o yaml
-show kubectl -n "$NS" get sendingdomain st-olaf-health -o jsonpath='{range .status.records[*]}{.purpose}{"\t"}{.name}{"\t"}{.type}{"\t"}{.value}{"\n"}{end}'
+# The domain uses the Manual provider: it lists the records to publish once its DKIM keys exist
+# and the tenant has its sending address. It stays unverified here, since nothing serves them.
+printf '\nwaiting for the sending domain to list its records'
+for _ in $(seq 1 120); do
+    [ -n "$(kubectl -n "$NS" get sendingdomain st-olaf-health -o jsonpath='{.status.records[0].name}')" ] && break
+    printf '.'
+    sleep 1
+done
+echo
+show kubectl -n "$NS" get sendingdomain st-olaf-health -o jsonpath='{range .status.records[*]}{.purpose}{"\t"}{.name}{"\t"}{.type}{"\t"}{.value}{"\t"}{.verification}{"\n"}{end}'
+show kubectl -n "$NS" get sendingdomain st-olaf-health -o jsonpath='{range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}'
 show kubectl -n "$NS" get configmap st-olaf-relay-config -o jsonpath='{.data.relay\.toml}'
-show kubectl -n "$NS" get events --field-selector involvedObject.kind=MailTenant --sort-by=.lastTimestamp
+show kubectl -n "$NS" get events --sort-by=.lastTimestamp

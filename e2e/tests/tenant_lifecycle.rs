@@ -113,12 +113,18 @@ async fn objects(client: &Client, workload: bool) -> anyhow::Result<BTreeMap<Str
 #[tokio::test]
 async fn example_tenant_lives_and_dies_cleanly() {
     let client = mailwarden_e2e::client().await;
-    let example = repo().join("examples/30-tenant.yaml");
-    kubectl(&["apply", "-f", example.to_str().unwrap()]).expect("the example tenant applies");
+    // The example tenant draws one sending address from the example pool.
+    for example in [
+        "examples/20-sending-ip-pool.yaml",
+        "examples/30-tenant.yaml",
+    ] {
+        let path = repo().join(example);
+        kubectl(&["apply", "-f", path.to_str().unwrap()]).expect("the example applies");
+    }
 
     // Ready, from the StatefulSet's real readiness.
     wait_ready(&client, 1).await;
-    for type_ in ["PKIReady", "RelayReady", "NetworkIsolated"] {
+    for type_ in ["PKIReady", "RelayReady", "NetworkIsolated", "IPsAllocated"] {
         let (status, _, message) = condition(&client, type_).await.unwrap();
         assert_eq!(status, "True", "{type_}: {message}");
     }
@@ -473,4 +479,5 @@ async fn example_tenant_lives_and_dies_cleanly() {
         }
     })
     .await;
+    kubectl(&["delete", "sendingippool", "public-egress"]).unwrap();
 }
