@@ -71,6 +71,43 @@ fn tenant_chart_requires_a_hostname() {
     );
 }
 
+#[test]
+fn tenant_chart_passes_optional_relay_settings_and_a_pool() {
+    let rendered = helm(&[
+        "template",
+        "acme",
+        &chart("mailwarden-tenant"),
+        "--set",
+        "relay.hostname=relay.acme-clinic.example",
+        "--set",
+        "relay.smtpAuth=Required",
+        "--set",
+        "relay.image=registry.example/relay:1",
+        "--set",
+        "relay.storageClassName=fast",
+        "--set",
+        "relay.resources.limits.memory=1Gi",
+        "--set",
+        "sendingIPPool.name=public-egress",
+        "--set",
+        "sendingIPPool.count=2",
+    ])
+    .expect("the tenant chart renders");
+    let tenant: MailTenant = serde_yaml::from_str(&rendered).expect("a MailTenant");
+    let relay = &tenant.spec.relay;
+    assert_eq!(
+        relay.smtp_auth,
+        mailwarden_operator::crd::mail_tenant::SmtpAuthMode::Required
+    );
+    assert_eq!(relay.image, "registry.example/relay:1");
+    assert_eq!(relay.storage_class_name.as_deref(), Some("fast"));
+    assert_eq!(relay.max_message_bytes, 26214400);
+    let limits = relay.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!(limits["memory"].0, "1Gi");
+    let pool = tenant.spec.sending_ip_pool.as_ref().unwrap();
+    assert_eq!((pool.name.as_str(), pool.count), ("public-egress", 2));
+}
+
 #[tokio::test]
 async fn tenant_chart_onboards_and_offboards_a_tenant() {
     let ns = "e2e-helm";
