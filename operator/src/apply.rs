@@ -15,7 +15,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::tenant::FIELD_MANAGER;
+use crate::tenant::{FIELD_MANAGER, TENANT_LABEL};
 
 /// What [`apply`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,16 +51,9 @@ where
     let name = object.name_any();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     if let Some(live) = api.get_opt(&name).await? {
-        let owner = |o: &K| {
-            o.meta()
-                .owner_references
-                .iter()
-                .flatten()
-                .find(|r| r.controller == Some(true))
-                .map(|r| r.uid.clone())
-        };
-        if let Some(wanted) = owner(&object)
-            && owner(&live) != Some(wanted)
+        if let Some(wanted) = controller_uid(&object)
+            && controller_uid(&live) != Some(wanted)
+            && !restored(&object, &live)
         {
             let owner_kind = object
                 .meta()
@@ -94,6 +87,26 @@ where
     }
     api.patch(&name, &params, &Patch::Apply(&object)).await?;
     Ok(Outcome::Applied)
+}
+
+/// Whether `live` is a restored copy of the object the operator wants: it has no controller
+/// (a backup restored without owner references) and carries the same tenant label. Such an
+/// object is adopted, so a CA restored from a backup before its MailTenant keeps every
+/// certificate valid. An object another controller owns, or an unlabelled one, is never taken.
+fn restored<K: Resource>(wanted: &K, live: &K) -> bool {
+    let tenant = |o: &K| o.meta().labels.as_ref()?.get(TENANT_LABEL).cloned();
+    controller_uid(live).is_none() && tenant(wanted).is_some() && tenant(live) == tenant(wanted)
+}
+
+/// The uid of the object's controller, if it has one.
+fn controller_uid<K: Resource>(object: &K) -> Option<String> {
+    object
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.clone())
 }
 
 /// A field manager other than the operator that owns part of the object's `spec`. After a
@@ -136,7 +149,7 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
     use serde_json::json;
 
-    use super::comparable;
+    use super::{comparable, restored};
 
     #[test]
     fn bookkeeping_is_ignored_and_content_is_not() {
@@ -152,5 +165,29 @@ mod tests {
         assert_eq!(comparable(&planned), comparable(&live));
         planned.data = Some([("relay.toml".to_string(), "y".to_string())].into());
         assert_ne!(comparable(&planned), comparable(&live));
+    }
+
+    #[test]
+    fn only_a_labelled_object_without_controller_is_adopted() {
+        let object = |labels: serde_json::Value, owners: serde_json::Value| -> ConfigMap {
+            serde_json::from_value(json!({
+                "metadata": { "name": "c", "labels": labels, "ownerReferences": owners },
+            }))
+            .unwrap()
+        };
+        let tenant = json!({ "mailwarden.io/tenant": "st-olaf" });
+        let ours = json!([{ "apiVersion": "mailwarden.io/v1alpha1", "kind": "MailTenant",
+            "name": "st-olaf", "uid": "new", "controller": true }]);
+        let theirs = json!([{ "apiVersion": "apps/v1", "kind": "Deployment",
+            "name": "x", "uid": "other", "controller": true }]);
+        let wanted = object(tenant.clone(), ours);
+
+        assert!(restored(&wanted, &object(tenant.clone(), json!([]))));
+        assert!(!restored(&wanted, &object(json!({}), json!([]))));
+        assert!(!restored(
+            &wanted,
+            &object(json!({ "mailwarden.io/tenant": "other" }), json!([]))
+        ));
+        assert!(!restored(&wanted, &object(tenant, theirs)));
     }
 }

@@ -207,11 +207,18 @@ pub fn dkim_secret_name(domain: &SendingDomain) -> String {
     format!("{}-dkim", domain.name_any())
 }
 
+/// The DKIM keys of a domain's Secret, and whether the domain owns that Secret (one restored
+/// from a backup comes back without its owner reference).
+pub struct StoredKeys {
+    pub keys: BTreeMap<String, PrivateKeyPem>,
+    pub owned: bool,
+}
+
 /// Reads the DKIM keys, by Secret key.
 pub async fn dkim_keys(
     client: &Client,
     domain: &SendingDomain,
-) -> Result<BTreeMap<String, PrivateKeyPem>, ClusterError> {
+) -> Result<StoredKeys, ClusterError> {
     let namespace = domain.namespace().unwrap_or_default();
     let name = dkim_secret_name(domain);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
@@ -219,8 +226,14 @@ pub async fn dkim_keys(
         .get_opt(&name)
         .await
         .map_err(api_error(format!("read secret {namespace}/{name}")))?;
+    let owned = secret.as_ref().is_some_and(|s| {
+        let uid = domain.meta().uid.as_deref();
+        s.owner_references()
+            .iter()
+            .any(|r| Some(r.uid.as_str()) == uid)
+    });
     let data = secret.and_then(|s| s.data).unwrap_or_default();
-    Ok(data
+    let keys = data
         .into_iter()
         .map(|(key, value)| {
             (
@@ -228,7 +241,8 @@ pub async fn dkim_keys(
                 PrivateKeyPem(String::from_utf8_lossy(&value.0).into_owned()),
             )
         })
-        .collect())
+        .collect();
+    Ok(StoredKeys { keys, owned })
 }
 
 /// Writes the DKIM Secret (owned by the SendingDomain, so it goes with it).

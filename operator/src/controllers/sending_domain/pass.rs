@@ -118,7 +118,7 @@ pub async fn run(
 
     // keys: start a generation when due, make sure every recorded selector has its key
     let stored = cluster::dkim_keys(client, domain).await?;
-    let mut keys = stored.clone();
+    let mut keys = stored.keys.clone();
     let mut generations = previous.dkim.clone();
     let request = domain.annotations().get(ROTATE_ANNOTATION).cloned();
     let requested = request.is_some() && request != previous.handled_rotation_request;
@@ -143,7 +143,8 @@ pub async fn run(
         }
     }
     keys.retain(|key, _| selectors.iter().any(|s| s.key == *key));
-    let secret_written = keys != stored;
+    // Written when the keys changed, or to take ownership of a Secret restored from a backup.
+    let secret_written = keys != stored.keys || !stored.owned;
     if secret_written {
         cluster::write_dkim_keys(client, domain, &keys).await?;
     }
