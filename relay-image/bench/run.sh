@@ -29,7 +29,7 @@ RELAY_BIN="$CARGO_TARGET_DIR/release/mailwarden-relay"
 W="$(mktemp -d /tmp/mw-bench.XXXXXX)"
 # Postfix's unprivileged daemons must reach their queue inside the work directory.
 chmod 755 "$W"
-SINK=27025 RELAY465=27465 RELAY587=27587 ADMIN=27090 PF465=28465 MILTER=28891
+SINK=27025 RELAY465=27465 RELAY587=27587 ADMIN=27090 PF465=28465 MILTER_RSA=28891 MILTER_ED=28892
 PIDS=()
 cleanup() {
     postfix -c "$W/pf" stop > /dev/null 2>&1 || true
@@ -63,12 +63,18 @@ sed -e "s#@W@#$W#g" -e "s#@SINK@#$SINK#g" -e "s#@R465@#$RELAY465#g" -e "s#@R587@
 
 # Postfix instance and OpenDKIM milter.
 mkdir -p pf/queue pf/data dkim
-sed -e "s#@W@#$W#g" -e "s#@SINK@#$SINK#g" -e "s#@MILTER@#$MILTER#g" "$HERE/postfix-main.cf.in" > pf/main.cf
+sed -e "s#@W@#$W#g" -e "s#@SINK@#$SINK#g" -e "s#@MILTER_RSA@#$MILTER_RSA#g" \
+    -e "s#@MILTER_ED@#$MILTER_ED#g" "$HERE/postfix-main.cf.in" > pf/main.cf
 sed -e "s#@PF465@#$PF465#g" "$HERE/postfix-master.cf.in" > pf/master.cf
 printf 'mail.st-olaf.test OK\n' > pf/senders
-printf 'rsa mail.st-olaf.test:mw-rsa-1:%s/dkim-rsa.pem\ned mail.st-olaf.test:mw-ed-1:%s/dkim-ed.pem\n' "$W" "$W" > dkim/keys
-printf '*@mail.st-olaf.test rsa\n*@mail.st-olaf.test ed\n' > dkim/signing
-sed -e "s#@W@#$W#g" -e "s#@MILTER@#$MILTER#g" "$HERE/opendkim.conf.in" > dkim/opendkim.conf
+# One OpenDKIM instance per algorithm (its SignatureAlgorithm is global), chained as milters.
+for spec in "rsa rsa-sha256 mw-rsa-1 $MILTER_RSA" "ed ed25519-sha256 mw-ed-1 $MILTER_ED"; do
+    read -r name algorithm selector port <<< "$spec"
+    printf '%s mail.st-olaf.test:%s:%s/dkim-%s.pem\n' "$name" "$selector" "$W" "$name" > "dkim/$name.keys"
+    printf '*@mail.st-olaf.test %s\n' "$name" > "dkim/$name.signing"
+    sed -e "s#@W@#$W#g" -e "s#@MILTER@#$port#g" -e "s#@ALGORITHM@#$algorithm#g" \
+        -e "s#@NAME@#$name#g" "$HERE/opendkim.conf.in" > "dkim/$name.conf"
+done
 
 wait_port() { for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
 wait_port "$SINK"
@@ -91,16 +97,20 @@ run_postfix() { # size count
     rm -rf pf/queue pf/data
     mkdir -p pf/queue pf/data
     chown postfix: pf/data
-    opendkim -x dkim/opendkim.conf -f > dkim.log 2>&1 &
-    local milter=$!
-    PIDS+=("$milter")
-    wait_port "$MILTER"
+    local milters=()
+    for name in rsa ed; do
+        opendkim -x "dkim/$name.conf" -f >> dkim.log 2>&1 &
+        milters+=($!)
+        PIDS+=($!)
+    done
+    wait_port "$MILTER_RSA"
+    wait_port "$MILTER_ED"
     postfix -c "$W/pf" start-fg >> postfix.log 2>&1 &
     wait_port "$PF465"
     load "$PF465" "$1" "$2"
     postfix -c "$W/pf" stop > /dev/null 2>&1
-    kill "$milter"
-    wait "$milter" 2> /dev/null || true
+    kill "${milters[@]}"
+    wait "${milters[@]}" 2> /dev/null || true
 }
 
 field() { "$PY" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
@@ -116,4 +126,11 @@ for spec in "1024 $COUNT_1K 1KB" "102400 $COUNT_100K 100KB"; do
             "$(field "$json" p99_ms)" "$(field "$json" failures)"
     done
 done
+# Both sides must have delivered what they signed with both algorithms.
+"$PY" - "$W/sink" << 'EOF'
+import pathlib, sys
+messages = [m.read_bytes() for m in pathlib.Path(sys.argv[1]).glob("*.eml")]
+both = sum(1 for m in messages if b"a=rsa-sha256" in m and b"a=ed25519-sha256" in m)
+print(f"delivered to the sink: {len(messages)} messages, {both} signed with both algorithms")
+EOF
 echo "work directory: $W (sink messages, logs)"

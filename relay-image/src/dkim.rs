@@ -14,8 +14,10 @@ use mailwarden_relay_config::{DkimAlgorithm, RelayConfig};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 
-/// Headers a signature covers, when present. `From` is always present (the relay refuses mail
-/// without it).
+/// Headers a signature covers. Each is listed twice in `h=` ([`oversigned`]): RFC 6376 section
+/// 5.4.2 makes an `h=` entry with no matching header sign its absence, so nobody can add a
+/// second `From`, `Subject` or `Date` above the signed one and keep the signature valid. `From`
+/// is always present (the relay refuses mail without exactly one).
 pub const SIGNED_HEADERS: [&str; 15] = [
     "From",
     "Reply-To",
@@ -33,6 +35,11 @@ pub const SIGNED_HEADERS: [&str; 15] = [
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
 ];
+
+/// [`SIGNED_HEADERS`], each twice: one entry signs the header, the other the absence of more.
+pub fn oversigned() -> Vec<&'static str> {
+    SIGNED_HEADERS.iter().flat_map(|h| [*h, *h]).collect()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DkimError {
@@ -89,7 +96,7 @@ impl Signer {
                 let signer = DkimSigner::from_key(key)
                     .domain(domain.domain.to_ascii_lowercase())
                     .selector(&selector.name)
-                    .headers(SIGNED_HEADERS)
+                    .headers(oversigned())
                     .header_canonicalization(Canonicalization::Relaxed)
                     .body_canonicalization(Canonicalization::Relaxed);
                 selectors.push(Selector {

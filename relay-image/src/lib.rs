@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod author;
 pub mod credentials;
 pub mod data;
 pub mod delivery;

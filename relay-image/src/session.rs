@@ -22,6 +22,9 @@ use crate::submission::Submitter;
 /// How long a client may stay silent before the relay hangs up.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a TLS handshake may take; a peer that stalls it loses the connection.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The longest SASL response line accepted (RFC 4954 section 4 allows 12288 octets).
 const MAX_SASL_LINE: usize = 12288;
 
@@ -48,17 +51,19 @@ pub async fn serve(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, i
         return;
     };
     Metrics::add(&relay.metrics.connections_total, 1);
-    Metrics::add(&relay.metrics.connections_open, 1);
+    let _open = OpenConnection::count(&relay);
 
     if !implicit_tls && !plaintext_phase(&mut stream, &hostname).await {
-        relay
-            .metrics
-            .connections_open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         return;
     }
     let acceptor = TlsAcceptor::from(snapshot.tls.clone());
-    match acceptor.accept(stream).await {
+    let Ok(handshake) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+    else {
+        // A peer that never finishes the handshake must not hold a connection slot.
+        tracing::info!(%peer, "tls handshake timed out");
+        return;
+    };
+    match handshake {
         Ok(tls) => {
             let mut session = Session::new(relay.clone(), snapshot, peer, tls);
             session.run(implicit_tls).await;
@@ -69,10 +74,25 @@ pub async fn serve(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, i
         // Protocol or suite mismatches (old clients, scanners) are not authentication attempts.
         Err(error) => tracing::info!(%peer, %error, "tls handshake failed"),
     }
-    relay
-        .metrics
-        .connections_open
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Counts a connection in `connections_open` for as long as it lives.
+struct OpenConnection(Arc<Relay>);
+
+impl OpenConnection {
+    fn count(relay: &Arc<Relay>) -> Self {
+        Metrics::add(&relay.metrics.connections_open, 1);
+        Self(relay.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .connections_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Whether a failed handshake failed on the client's certificate.

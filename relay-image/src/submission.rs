@@ -8,6 +8,7 @@ use mail_parser::MessageParser;
 use smtp_proto::{AUTH_PLAIN, Error as ProtoError, MAIL_REQUIRETLS, MAIL_SMTPUTF8, Request};
 
 use crate::audit::Event;
+use crate::author::{AuthorError, author_domain};
 use crate::credentials::{PlainError, decode_plain};
 use crate::data::DataReader;
 use crate::metrics::Metrics;
@@ -308,12 +309,11 @@ impl Submitter {
             );
         }
         let message = reader.into_message();
-        let from_domain = header_from_domain(&message);
-        let Some(from_domain) = from_domain else {
-            return self.refuse(
-                sender,
-                "550 5.6.0 message has no From header with an address",
-            );
+        let from_domain = match author_domain(&message) {
+            // A second, independent parser must read the same author.
+            Ok(domain) if header_from_domain(&message).as_ref() == Some(&domain) => domain,
+            Ok(_) => return self.refuse(sender, AuthorError::Ambiguous.reply()),
+            Err(error) => return self.refuse(sender, error.reply()),
         };
         if self
             .snapshot
@@ -417,7 +417,7 @@ pub fn syntax_reply(error: &ProtoError) -> String {
     }
 }
 
-/// The domain of the first address in the From header.
+/// The domain of the first address in the From header, as mail-parser reads it.
 pub fn header_from_domain(message: &[u8]) -> Option<String> {
     let parsed = MessageParser::new().parse_headers(message)?;
     let address = parsed.from()?.first()?.address()?;

@@ -58,16 +58,36 @@ fn smtplib_with_a_client_certificate_is_delivered_with_both_signatures_valid() {
             text.contains("\r\n.leading dot\r\n"),
             "dot-stuffing must round-trip"
         );
-        // Present headers are signed; absent ones are signed as empty so nobody can add them.
+        // Present headers are signed, and each name once more, so that nobody can add a
+        // second one (or an absent one) and keep the signature.
         let unfolded = text.replace("\r\n\t", "");
         assert!(
             unfolded.contains(
-                "h=Content-Type:MIME-Version:Message-ID:Date:Subject:To:From:Reply-To:Cc:\
-                 In-Reply-To:References:Content-Transfer-Encoding:List-Id:List-Unsubscribe:\
-                 List-Unsubscribe-Post;"
+                "h=Content-Type:MIME-Version:Message-ID:Date:Subject:To:From:From:Reply-To:\
+                 Reply-To:Subject:Date:To:Cc:Cc:Message-ID:In-Reply-To:In-Reply-To:References:\
+                 References:MIME-Version:Content-Type:Content-Transfer-Encoding:\
+                 Content-Transfer-Encoding:List-Id:List-Id:List-Unsubscribe:List-Unsubscribe:\
+                 List-Unsubscribe-Post:List-Unsubscribe-Post;"
             ),
             "{text}"
         );
+        for added in [
+            "Subject: URGENT wire transfer\r\n",
+            "Reply-To: <ceo@bank.example>\r\n",
+        ] {
+            let at = text.find("From: ").unwrap();
+            let tampered = format!("{}{added}{}", &text[..at], &text[at..]);
+            let (ok, lines) = fixture.dkim_verify(tampered.as_bytes());
+            assert!(!ok);
+            assert_eq!(
+                lines,
+                [
+                    format!("{DOMAIN} {RSA_SELECTOR} rsa-sha256 fail"),
+                    format!("{DOMAIN} {ED_SELECTOR} ed25519-sha256 fail")
+                ],
+                "an added {added:?} must break both signatures"
+            );
+        }
     }
 
     let audit = fixture.audit_lines();

@@ -211,3 +211,48 @@ fn limits_give_exact_replies() {
         "{text}"
     );
 }
+
+#[test]
+fn ambiguous_authors_are_refused_before_signing() {
+    let fixture = started("ambiguous-from");
+    let sender = format!("billing@{DOMAIN}");
+    let refused = [
+        (
+            format!("From: CEO <ceo@bank.example>\r\nFrom: <{sender}>\r\n"),
+            "550 5.6.0 message must have exactly one From header",
+        ),
+        (
+            format!("From: <{sender}>, CEO <ceo@bank.example>\r\n"),
+            "550 5.6.0 From header must hold exactly one address, as addr@domain or Name <addr@domain>",
+        ),
+        (
+            format!("From: <ceo@bank.example> <{sender}>\r\n"),
+            "550 5.6.0 From header must hold exactly one address, as addr@domain or Name <addr@domain>",
+        ),
+    ];
+    for (from, reply) in refused {
+        let message = format!("{from}To: <p@dest.test>\r\nSubject: spoof\r\n\r\nhello\r\n");
+        let replies = fixture.submit_python(true, Some("client"), &sender, "p@dest.test", &message);
+        assert_eq!(replies.last().unwrap(), reply, "{from}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(fixture.delivered().is_empty(), "nothing was signed or sent");
+}
+
+#[test]
+fn a_stalled_tls_handshake_loses_its_connection() {
+    use std::io::Read;
+    let fixture = started("stalled-handshake");
+    let mut socket =
+        std::net::TcpStream::connect(("127.0.0.1", fixture.ports.submissions)).unwrap();
+    // Generous: the relay gives up after its handshake timeout, well before this.
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        socket.read(&mut buf).unwrap(),
+        0,
+        "the relay closes the connection"
+    );
+}
