@@ -165,9 +165,110 @@ fn private_age_key_is_refused() {
     );
     let error = refused(&manifest);
     assert!(
-        error.contains("spec.recipients must be age public keys starting with 'age1'"),
+        error.contains("spec.recipients must be age public keys: 'age1' and 58 lower-case"),
         "{error}"
     );
+    // A secret key pasted behind the prefix is no public key either.
+    let manifest = backup_policy(&destinations, "").replace(
+        "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+        "age1AGE-SECRET-KEY-1QQPQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
+    );
+    let error = refused(&manifest);
+    assert!(
+        error.contains("spec.recipients must be age public keys"),
+        "{error}"
+    );
+}
+
+#[test]
+fn backup_schedules_and_regions_are_checked_field_by_field() {
+    let destinations = destination("a", "eu-west-1") + &destination("b", "eu-central-1");
+    for schedule in [
+        "x y z w v",
+        "99 99 99 99 99",
+        "61 2 * * *",
+        "0 25 * * *",
+        "0 2 * * 8",
+    ] {
+        let manifest = backup_policy(&destinations, &format!("  schedule: \"{schedule}\"\n"));
+        let error = refused(&manifest);
+        assert!(
+            error.contains("spec.schedule must be a five-field cron expression such as '0 2 * * *': minute 0-59"),
+            "{schedule}: {error}"
+        );
+    }
+    let good = backup_policy(&destinations, "  schedule: \"*/15 2,14 1-7 */2 1-5\"\n");
+    kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], Some(&good))
+        .expect("a valid schedule is accepted");
+
+    let upper = destination("a", "eu-west-1") + &destination("b", "EU-WEST-1");
+    let error = refused(&backup_policy(&upper, ""));
+    assert!(
+        error.contains("spec.destinations[].region must be a region name such as us-east-1"),
+        "{error}"
+    );
+}
+
+#[test]
+fn pools_refuse_addresses_no_mail_server_sends_from() {
+    for address in [
+        "169.254.169.254",
+        "127.0.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "fe80::1/64",
+    ] {
+        let pool = format!(
+            "apiVersion: mailwarden.io/v1alpha1\nkind: SendingIPPool\nmetadata:\n  name: e2e-bad-pool\n\
+             spec:\n  addresses: [\"{address}\"]\n  egress:\n    mode: SourceBinding\n"
+        );
+        let error = refused(&pool);
+        assert!(
+            error.contains("spec.addresses must be unicast addresses a mail server can send from"),
+            "{address}: {error}"
+        );
+    }
+}
+
+#[test]
+fn sending_domain_resolvers_and_mx_patterns_are_checked() {
+    namespace();
+    let domain = |extra: &str| {
+        format!(
+            "apiVersion: mailwarden.io/v1alpha1\nkind: SendingDomain\nmetadata:\n  name: e2e-bad-sd\n  namespace: {NS}\n\
+             spec:\n  domain: bad-sd.example\n  dns:\n    provider: Manual\n  spf:\n    conflictPolicy: Refuse\n  \
+             dmarc:\n    policy: reject\n{extra}"
+        )
+    };
+    for resolvers in [
+        "[\"1.1.1.1\"]",
+        "[\"8.8.8.8:99999\"]",
+        "[\"9.9.9.9:abc\"]",
+        "[\"resolver.example:53\"]",
+    ] {
+        let error = refused(&domain(&format!("  resolvers: {resolvers}\n")));
+        assert!(
+            error.contains("spec.resolvers must be addresses with a port, such as 192.0.2.53:53"),
+            "{resolvers}: {error}"
+        );
+    }
+    kubectl_stdin(
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(&domain(
+            "  resolvers: [\"192.0.2.53:53\", \"[2001:db8::53]:5353\"]\n",
+        )),
+    )
+    .expect("addresses with ports are accepted");
+    for mx in ["\"*.*.example.org\"", "\"10.0.0.1\"", "\"MX.example.org\""] {
+        let error = refused(&domain(&format!(
+            "  mtaSts:\n    mode: enforce\n    mx: [{mx}]\n"
+        )));
+        assert!(
+            error.contains("spec.mtaSts.mx must be lower-case host names"),
+            "{mx}: {error}"
+        );
+    }
 }
 
 #[test]
@@ -312,15 +413,24 @@ fn ip_address_hostname_is_refused() {
 #[test]
 fn spool_size_must_be_a_positive_binary_quantity() {
     namespace();
-    for size in ["banana", "0Gi", "-1Gi"] {
+    for size in ["banana", "0Gi", "-1Gi", "65Ti", "99999999999999999999Ti"] {
         let relay = format!("    hostname: relay.a.example\n    spoolSize: {size}\n");
         let error = refused(&tenant("bad-spool", &relay, ""));
         assert!(
-            error
-                .contains("spec.relay.spoolSize must be a whole number of Mi, Gi or Ti above zero"),
+            error.contains(
+                "spec.relay.spoolSize must be a whole number of Mi, Gi or Ti above zero and at \
+                 most 64Ti"
+            ),
             "{size}: {error}"
         );
     }
+    let empty_pool = "  sendingIPPool:\n    name: \"\"\n    count: 1\n";
+    let error = refused(&tenant(
+        "empty-pool",
+        "    hostname: relay.a.example\n",
+        empty_pool,
+    ));
+    assert!(error.contains("spec.sendingIPPool.name"), "{error}");
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! Restoring a tenant's CA from a backup: a Secret restored without owner references, but with
 //! the tenant's label, is adopted by the re-created MailTenant, which keeps that CA and issues
-//! under it. An unlabelled Secret of the same name is never taken over.
+//! under it. An unlabelled Secret of the same name is never taken over, by a tenant or by a
+//! SendingDomain.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use mailwarden_e2e::{kubectl, kubectl_stdin, wait_for};
+use mailwarden_operator::crd::sending_domain::SendingDomain;
 use mailwarden_operator::crd::{Condition, MailTenant, find_condition};
 
 fn tenant(ns: &str) -> String {
@@ -130,4 +132,54 @@ async fn a_restored_ca_is_adopted_and_a_foreign_secret_is_refused() {
     for namespace in [ns, foreign_ns] {
         kubectl(&["delete", "namespace", namespace, "--wait=false"]).unwrap();
     }
+}
+
+/// A Secret that happens to have a SendingDomain's key Secret name, but is somebody else's, is
+/// neither written nor deleted with the domain.
+#[tokio::test]
+async fn a_foreign_secret_under_the_dkim_name_is_left_alone() {
+    let client = mailwarden_e2e::client().await;
+    let ns = "e2e-foreign-dkim";
+    kubectl(&["create", "namespace", ns]).unwrap();
+    kubectl(&[
+        "-n",
+        ns,
+        "create",
+        "secret",
+        "generic",
+        "z-dkim",
+        "--from-literal=foo=precious-user-data",
+    ])
+    .unwrap();
+    let domain = format!(
+        "apiVersion: mailwarden.io/v1alpha1\nkind: SendingDomain\nmetadata:\n  name: z\n  namespace: {ns}\n\
+         spec:\n  domain: z.example\n  dns:\n    provider: Manual\n  spf:\n    conflictPolicy: Refuse\n    \
+         includes: [_spf.z.example]\n  dmarc:\n    policy: reject\n"
+    );
+    kubectl_stdin(&["apply", "-f", "-"], Some(&domain)).expect("domain applies");
+    let domains: Api<SendingDomain> = Api::namespaced(client.clone(), ns);
+    let ready = wait_for("the domain to refuse the foreign Secret", || async {
+        let status = domains.get("z").await?.status.unwrap_or_default();
+        Ok(find_condition(&status.conditions, "Ready")
+            .filter(|c| c.reason == "KeySecretConflict")
+            .cloned())
+    })
+    .await;
+    assert_eq!(
+        ready.message,
+        format!(
+            "DKIMReady: step keys: secret {ns}/z-dkim already exists and is not this \
+             SendingDomain's; rename or remove it, since the domain keeps its DKIM keys under \
+             that name"
+        )
+    );
+
+    kubectl(&["-n", ns, "delete", "sendingdomain", "z", "--wait=true"]).unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let kept = secrets.get("z-dkim").await.unwrap();
+    let data = kept.data.unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["foo"]);
+    assert_eq!(data["foo"].0, b"precious-user-data");
+    assert!(kept.metadata.owner_references.is_none());
+    kubectl(&["delete", "namespace", ns, "--wait=false"]).unwrap();
 }

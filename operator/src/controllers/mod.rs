@@ -72,6 +72,7 @@ impl Context {
             secondary: None,
         };
         if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            let error = crate::apply::api_message(&error);
             tracing::warn!(%error, reason, "failed to publish an Event");
         }
     }

@@ -6,6 +6,23 @@ use serde::{Deserialize, Serialize};
 
 use super::Condition;
 
+/// A five-field cron expression: minute, hour, day of month, month and day of week, each `*`, a
+/// number in its range, a range, a step (`*/15`) or a list of them.
+fn cron_pattern() -> String {
+    let field = |n: &str| {
+        let item = format!(r"(\*|{n}(-{n})?)(/[0-9]+)?");
+        format!("{item}(,{item})*")
+    };
+    let fields = [
+        field("[0-5]?[0-9]"),
+        field("([01]?[0-9]|2[0-3])"),
+        field("(0?[1-9]|[12][0-9]|3[01])"),
+        field("(0?[1-9]|1[0-2])"),
+        field("[0-7]"),
+    ];
+    format!("^ *{} *$", fields.join(" +"))
+}
+
 /// Records of protected health information must be kept for years, so a BackupPolicy writes
 /// every backup, encrypted to the listed age recipients, independently to two or more
 /// S3-compatible destinations in distinct regions, with object lock, for at least six years
@@ -48,7 +65,7 @@ pub struct BackupPolicySpec {
     /// When backups run, as a five-field cron expression in UTC, for example `0 2 * * *`.
     #[serde(default = "default_schedule")]
     #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("self.split(' ').filter(f, f != '').size() == 5").message("spec.schedule must be a five-field cron expression such as '0 2 * * *'"))]
+    #[x_kube(validation = Rule::new(format!("self.matches(r'{}')", cron_pattern())).message("spec.schedule must be a five-field cron expression such as '0 2 * * *': minute 0-59, hour 0-23, day of month 1-31, month 1-12, day of week 0-7, each *, a number, a range, a list or a step"))]
     pub schedule: String,
 
     /// Years each backup is kept and locked. At least 6 unless `retentionWaiver` is set.
@@ -74,8 +91,8 @@ pub struct BackupPolicySpec {
 
     /// age public keys (`age1...`) backups are encrypted to. The matching private keys stay
     /// outside the cluster.
-    #[schemars(length(min = 1, max = 16))]
-    #[x_kube(validation = Rule::new("self.all(r, r.startsWith('age1') && r.size() <= 128)").message("spec.recipients must be age public keys starting with 'age1'; never put a private key (AGE-SECRET-KEY-...) here"))]
+    #[schemars(length(min = 1, max = 16), inner(length(max = 128)))]
+    #[x_kube(validation = Rule::new("self.all(r, r.matches('^age1[02-9ac-hj-np-z]{58}$'))").message("spec.recipients must be age public keys: 'age1' and 58 lower-case bech32 characters; never put a private key (AGE-SECRET-KEY-...) here"))]
     pub recipients: Vec<String>,
 }
 
@@ -85,9 +102,11 @@ pub struct BackupPolicySpec {
 pub struct RetentionWaiver {
     /// Why the shorter retention is acceptable.
     #[schemars(length(min = 10, max = 1024))]
+    #[x_kube(validation = Rule::new("self.trim().size() >= 10").message("spec.retentionWaiver.reason must say why, in at least 10 characters besides spaces"))]
     pub reason: String,
     /// Who approved the exception.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.trim().size() >= 1").message("spec.retentionWaiver.approvedBy must name who approved the exception"))]
     pub approved_by: String,
 }
 
@@ -98,12 +117,13 @@ pub struct BackupDestination {
     /// A short name for status and metrics.
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
-    /// The region the bucket lives in; two destinations may not share one.
+    /// The region the bucket lives in, such as `us-east-1`; two destinations may not share one.
     #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("spec.destinations[].region must be a region name such as us-east-1: lower-case letters, digits and inner hyphens"))]
     pub region: String,
     /// HTTPS endpoint of the S3-compatible service.
     #[schemars(length(max = 512))]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') && isURL(self)").message("spec.destinations[].endpoint must be an https:// URL"))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') && isURL(self) && url(self).getHostname() != ''").message("spec.destinations[].endpoint must be an https:// URL with a host"))]
     pub endpoint: String,
     /// Bucket name; object lock must be enabled on it.
     #[schemars(length(min = 3, max = 63))]

@@ -97,7 +97,7 @@ pub struct MailTenantSpec {
 
     /// Name of the cluster-scoped BackupPolicy that protects this tenant's spool and audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 253))]
+    #[schemars(length(min = 1, max = 253))]
     pub backup_policy: Option<String>,
 }
 
@@ -259,7 +259,7 @@ pub struct Smarthost {
 #[serde(rename_all = "camelCase")]
 pub struct SendingIPPoolRef {
     /// Name of the SendingIPPool.
-    #[schemars(length(max = 253))]
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// How many dedicated addresses this tenant needs.
     #[serde(default = "default_ip_count")]

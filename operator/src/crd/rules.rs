@@ -36,9 +36,13 @@ pub fn immutable(what: &str) -> Rule {
     Rule::new("self == oldSelf").message(Message::Message(format!("{what} is immutable once set")))
 }
 
-/// A Kubernetes quantity for storage in binary units, such as `10Gi`; above zero.
+/// A Kubernetes quantity for storage in binary units, such as `10Gi`; above zero and at most
+/// 64Ti, so that a typo cannot ask for a volume no cluster can give.
 pub fn storage_size(what: &str) -> Rule {
-    Rule::new("self.matches('^[1-9][0-9]*(Mi|Gi|Ti)$')").message(Message::Message(format!(
-        "{what} must be a whole number of Mi, Gi or Ti above zero, such as 10Gi"
+    Rule::new(
+        "self.matches('^[1-9][0-9]{0,7}(Mi|Gi|Ti)$') && quantity(self).compareTo(quantity('64Ti')) <= 0",
+    )
+    .message(Message::Message(format!(
+        "{what} must be a whole number of Mi, Gi or Ti above zero and at most 64Ti, such as 10Gi"
     )))
 }

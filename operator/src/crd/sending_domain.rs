@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 // CEL string literals accept no `\.` or `\s` escapes: character classes stand in for them.
 const DOMAIN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a-z]([-a-z0-9]*[a-z0-9])?$";
 /// A `mailto:` URI with one address and an optional size limit.
+/// An MTA-STS `mx` pattern (RFC 8461 section 3.2): a host name, or `*.` and a host name.
+const MX_PATTERN: &str = r"^(\*[.])?([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a-z]([-a-z0-9]*[a-z0-9])?$";
 const MAILTO: &str = r"^mailto:[^@,;! \t]+@([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a-z0-9]([-a-z0-9]*[a-z0-9])?(![0-9]+[kmgt]?)?$";
 
 /// A domain the tenant sends mail from. The operator generates its DKIM keys (RSA-2048 and
@@ -68,7 +70,7 @@ pub struct SendingDomainSpec {
     /// every record. Empty means the operator's system resolvers.
     #[serde(default)]
     #[schemars(length(max = 4), inner(length(max = 64)))]
-    #[x_kube(validation = Rule::new("self.all(r, isIP(r.split(':')[0]) || r.matches(r'^\\[[0-9a-fA-F:]+\\]:[0-9]+$'))").message("spec.resolvers must be addresses such as 192.0.2.53:53 or [2001:db8::53]:53"))]
+    #[x_kube(validation = Rule::new("self.all(r, r.matches(r'^([0-9.]+|\\[[0-9a-fA-F:]+\\]):[0-9]{1,5}$') && isIP(r.substring(0, r.lastIndexOf(':')).replace('[', '').replace(']', '')) && int(r.substring(r.lastIndexOf(':') + 1)) <= 65535)").message("spec.resolvers must be addresses with a port, such as 192.0.2.53:53 or [2001:db8::53]:53"))]
     pub resolvers: Vec<String>,
     /// DKIM key rotation.
     #[serde(default)]
@@ -288,6 +290,7 @@ pub struct MtaStsSpec {
     pub mode: MtaStsMode,
     /// MX host patterns the policy allows, for example `mx1.example.org` or `*.example.org`.
     #[schemars(length(min = 1, max = 10), inner(length(max = 253)))]
+    #[x_kube(validation = Rule::new(format!("self.all(m, m.matches(r'{MX_PATTERN}'))")).message("spec.mtaSts.mx must be lower-case host names, optionally starting with one '*.' label, such as mx1.example.org or *.example.org"))]
     pub mx: Vec<String>,
     /// How long senders cache the policy, in seconds.
     #[serde(default = "default_max_age")]

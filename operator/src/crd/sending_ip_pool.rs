@@ -36,6 +36,7 @@ pub struct SendingIPPoolSpec {
     /// Addresses (`192.0.2.10`, `2001:db8::10`) or CIDR ranges (`192.0.2.0/28`) in the pool.
     #[schemars(length(min = 1, max = 64), inner(length(max = 64)))]
     #[x_kube(validation = Rule::new("self.all(a, isIP(a) || isCIDR(a))").message("spec.addresses must be IP addresses or CIDR ranges such as 192.0.2.10 or 192.0.2.0/28"))]
+    #[x_kube(validation = Rule::new("self.all(a, isIP(a) ? ip(a).isGlobalUnicast() : !isCIDR(a) || cidr(a).ip().isGlobalUnicast())").message("spec.addresses must be unicast addresses a mail server can send from: not loopback, link-local (such as the 169.254.169.254 metadata address), multicast, broadcast or unspecified"))]
     pub addresses: Vec<String>,
 
     /// How a relay's traffic is made to leave from its allocated addresses.

@@ -33,12 +33,14 @@ pub enum ClusterError {
         key: String,
         reason: &'static str,
     },
-    #[error("failed to {action}")]
-    Api {
-        action: String,
-        #[source]
-        source: kube::Error,
-    },
+    // The API server's message only: kube's own Display carries a debug dump of the response.
+    #[error("failed to {action}: {}", crate::apply::api_message(.source))]
+    Api { action: String, source: kube::Error },
+    #[error(
+        "secret {namespace}/{name} already exists and is not this SendingDomain's; rename or \
+         remove it, since the domain keeps its DKIM keys under that name"
+    )]
+    ForeignKeySecret { namespace: String, name: String },
     #[error("failed to set up the dns provider")]
     Provider(#[source] crate::dns::ProviderError),
 }
@@ -48,6 +50,7 @@ impl ClusterError {
         match self {
             ClusterError::Credentials { .. } => "CredentialsUnavailable",
             ClusterError::Api { .. } => "KubernetesApiError",
+            ClusterError::ForeignKeySecret { .. } => "KeySecretConflict",
             ClusterError::Provider(e) => e.category(),
         }
     }
@@ -232,6 +235,24 @@ pub async fn dkim_keys(
             .iter()
             .any(|r| Some(r.uid.as_str()) == uid)
     });
+    // Only a Secret this domain owns, or one restored from a backup of it (the operator's label,
+    // no controller), holds its keys; anything else is somebody's data and is left alone.
+    if let Some(secret) = &secret
+        && !owned
+    {
+        let labelled = secret
+            .labels()
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str)
+            == Some("mailwarden");
+        let controlled = secret
+            .owner_references()
+            .iter()
+            .any(|r| r.controller == Some(true));
+        if !labelled || controlled {
+            return Err(ClusterError::ForeignKeySecret { namespace, name });
+        }
+    }
     let data = secret.and_then(|s| s.data).unwrap_or_default();
     let keys = data
         .into_iter()
