@@ -113,25 +113,43 @@ async fn addresses_are_exclusive_reported_and_handed_on() {
     let status = tenants.get("t").await.unwrap().status.unwrap();
     assert_eq!(status.allocated_ips, ["192.0.2.32", "192.0.2.33"]);
 
-    // An address listed by a second pool is held back from both, and reported by both.
+    // An address listed by a second pool is reported by both, stays with the tenant that holds
+    // it (its reputation is that tenant's), and is handed to nobody else.
     apply(pool("e2e-pool-2", &["198.51.100.7"]));
     let shared = "198.51.100.7 also listed in pool(s) e2e-pool-2; these addresses are held back until only one pool lists them";
     wait_pool(&client, "e2e-pool", "Exclusive", "AddressesShared", shared).await;
+    let pools: Api<SendingIPPool> = Api::all(client.clone());
+    let second = pools
+        .get("e2e-pool-2")
+        .await
+        .unwrap()
+        .status
+        .unwrap_or_default();
+    assert!(second.allocations.is_empty(), "{:?}", second.allocations);
     wait_tenant(
         &client,
         "e2e-ip-b",
         "WaitingForAddresses",
-        "0 of 2 addresses allocated from SendingIPPool e2e-pool; its status says why",
+        "1 of 2 addresses allocated from SendingIPPool e2e-pool; its status says why",
     )
     .await;
+    let tenants_b: Api<MailTenant> = Api::namespaced(client.clone(), "e2e-ip-b");
+    let kept = tenants_b
+        .get("t")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .allocated_ips;
+    assert_eq!(kept, ["198.51.100.7"]);
 
-    // Deleting the older tenant hands its addresses on.
+    // Deleting the older tenant hands its addresses on; the newer one keeps its own.
     kubectl(&["delete", "namespace", "e2e-ip-a", "--wait=false"]).unwrap();
     wait_tenant(
         &client,
         "e2e-ip-b",
         "Allocated",
-        "192.0.2.32, 192.0.2.33 from SendingIPPool e2e-pool",
+        "192.0.2.32, 198.51.100.7 from SendingIPPool e2e-pool",
     )
     .await;
 

@@ -6,6 +6,7 @@
 //! pure); write the status when it changed.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,6 +147,7 @@ async fn allocate(pool: &SendingIPPool, context: &Context) -> Result<Action, Err
                     })?;
             let mut shared = BTreeSet::new();
             let mut sharing = BTreeSet::new();
+            let mut taken_elsewhere = BTreeSet::new();
             for other in others.items.iter().filter(|other| other.name_any() != name) {
                 let theirs: BTreeSet<_> = ippool::expand(&other.spec.addresses)
                     .unwrap_or_default()
@@ -155,6 +157,13 @@ async fn allocate(pool: &SendingIPPool, context: &Context) -> Result<Action, Err
                     shared.insert(*address);
                     sharing.insert(other.name_any());
                 }
+                let given: BTreeSet<IpAddr> = other
+                    .status
+                    .iter()
+                    .flat_map(|s| &s.allocations)
+                    .filter_map(|a| a.address.parse().ok())
+                    .collect();
+                taken_elsewhere.extend(shared.intersection(&given).copied());
             }
 
             let tenants: Api<MailTenant> = Api::all(client.clone());
@@ -191,7 +200,13 @@ async fn allocate(pool: &SendingIPPool, context: &Context) -> Result<Action, Err
                 })
                 .collect();
 
-            let plan = ippool::allocate(&addresses, &shared, &previous.allocations, &demands);
+            let plan = ippool::allocate(
+                &addresses,
+                &shared,
+                &taken_elsewhere,
+                &previous.allocations,
+                &demands,
+            );
             (pool_conditions(&plan, &shared, &sharing), plan)
         }
     };

@@ -1,9 +1,10 @@
 //! Allocation of a SendingIPPool's addresses to tenants, as pure functions.
 //!
 //! A sending address carries its tenant's reputation, so allocation is exclusive and sticky: an
-//! address stays with its tenant as long as the tenant asks for it, and is never handed to
-//! another tenant while listed in a second pool (such addresses are held back and reported).
-//! New demands are served oldest tenant first, lowest address first.
+//! address stays with its tenant as long as the tenant asks for it, even when a second pool
+//! starts to list it too, unless that other pool had already given it to someone. An address
+//! two pools list is never handed out anew (it is held back and reported) until only one lists
+//! it. New demands are served oldest tenant first, lowest address first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -87,14 +88,17 @@ fn from_u128(value: u128, v4: bool) -> IpAddr {
     }
 }
 
-/// Allocates `pool` (minus `held_back`) to `demands`, keeping what each tenant already holds.
-/// `demands` come oldest tenant first.
+/// Allocates `pool` to `demands`, keeping what each tenant already holds unless another pool
+/// allocated it (`taken_elsewhere`), and handing out nothing in `held_back` (addresses another
+/// pool lists too). `demands` come oldest tenant first.
 pub fn allocate(
     pool: &[IpAddr],
     held_back: &BTreeSet<IpAddr>,
+    taken_elsewhere: &BTreeSet<IpAddr>,
     previous: &[Allocation],
     demands: &[Demand],
 ) -> Plan {
+    let listed: BTreeSet<IpAddr> = pool.iter().copied().collect();
     let usable: BTreeSet<IpAddr> = pool
         .iter()
         .filter(|address| !held_back.contains(address))
@@ -109,7 +113,7 @@ pub fn allocate(
             .iter()
             .filter(|a| a.tenant == demand.tenant)
             .filter_map(|a| a.address.parse().ok())
-            .filter(|address| usable.contains(address))
+            .filter(|address| listed.contains(address) && !taken_elsewhere.contains(address))
             .collect();
         kept.sort();
         kept.truncate(demand.count as usize);
@@ -154,7 +158,15 @@ pub fn allocate(
         })
         .collect();
     allocations.sort_by_key(|(address, _)| *address);
-    let free = usable.len() - allocations.len();
+    // Kept addresses may be held back, so they are not necessarily part of `usable`.
+    let free = usable
+        .iter()
+        .filter(|address| {
+            allocations
+                .binary_search_by_key(*address, |(a, _)| *a)
+                .is_err()
+        })
+        .count();
     Plan {
         allocations: allocations.into_iter().map(|(_, a)| a).collect(),
         short,

@@ -67,6 +67,7 @@ fn oldest_tenant_is_served_first_from_the_lowest_address() {
     let plan = allocate(
         &pool,
         &BTreeSet::new(),
+        &BTreeSet::new(),
         &[],
         &[demand("a/old", 2), demand("b/new", 2)],
     );
@@ -92,6 +93,7 @@ fn allocations_are_sticky_and_released_when_no_longer_asked_for() {
     let plan = allocate(
         &pool,
         &BTreeSet::new(),
+        &BTreeSet::new(),
         &previous,
         &[demand("a/old", 1), demand("b/new", 1)],
     );
@@ -113,17 +115,46 @@ fn shrinking_a_demand_keeps_the_lowest_addresses() {
         allocation("192.0.2.2", "a/t"),
         allocation("192.0.2.1", "a/t"),
     ];
-    let plan = allocate(&pool, &BTreeSet::new(), &previous, &[demand("a/t", 1)]);
+    let plan = allocate(
+        &pool,
+        &BTreeSet::new(),
+        &BTreeSet::new(),
+        &previous,
+        &[demand("a/t", 1)],
+    );
     assert_eq!(plan.allocations, [allocation("192.0.2.1", "a/t")]);
 }
 
 #[test]
-fn addresses_held_back_are_never_allocated_and_are_taken_back() {
-    let pool = ips(&["192.0.2.1", "192.0.2.2"]);
-    let held_back = BTreeSet::from([ips(&["192.0.2.1"])[0]]);
+fn held_back_addresses_stay_with_their_tenant_but_are_never_handed_out() {
+    let pool = ips(&["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+    let held_back = BTreeSet::from([ips(&["192.0.2.1"])[0], ips(&["192.0.2.2"])[0]]);
     let previous = [allocation("192.0.2.1", "a/t")];
-    let plan = allocate(&pool, &held_back, &previous, &[demand("a/t", 2)]);
+    let plan = allocate(
+        &pool,
+        &held_back,
+        &BTreeSet::new(),
+        &previous,
+        &[demand("a/t", 2), demand("b/t", 1)],
+    );
+    // a keeps .1 (its reputation) and gets .3; .2 is listed elsewhere, so b waits.
+    assert_eq!(
+        plan.allocations,
+        [
+            allocation("192.0.2.1", "a/t"),
+            allocation("192.0.2.3", "a/t")
+        ]
+    );
+    assert_eq!(plan.short, [("b/t".to_string(), 1)]);
+    assert_eq!(plan.free, 0);
+}
+
+#[test]
+fn an_address_the_other_pool_gave_away_is_given_up() {
+    let pool = ips(&["192.0.2.1", "192.0.2.2"]);
+    let shared = BTreeSet::from([ips(&["192.0.2.1"])[0]]);
+    let previous = [allocation("192.0.2.1", "a/t")];
+    let plan = allocate(&pool, &shared, &shared, &previous, &[demand("a/t", 2)]);
     assert_eq!(plan.allocations, [allocation("192.0.2.2", "a/t")]);
     assert_eq!(plan.short, [("a/t".to_string(), 1)]);
-    assert_eq!(plan.free, 0);
 }
