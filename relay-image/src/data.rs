@@ -65,6 +65,11 @@ impl DataReader {
         self.oversized
     }
 
+    /// The most message bytes this reader keeps.
+    pub fn limit(&self) -> usize {
+        self.max_bytes
+    }
+
     /// The message, with CRLF line ends and dot-stuffing removed.
     pub fn into_message(self) -> Vec<u8> {
         self.message

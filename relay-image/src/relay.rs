@@ -78,6 +78,9 @@ pub struct Relay {
     pub peers: PeerBlocks,
     pub metrics: Metrics,
     pub connections: Arc<Semaphore>,
+    /// Memory for messages being received, in KiB permits (`limits.max-buffered-bytes`, read at
+    /// start).
+    pub receive_budget: Arc<Semaphore>,
     /// Ids of newly spooled messages, for the delivery queue.
     pub queued: mpsc::UnboundedSender<String>,
     /// Becomes true when the relay starts draining.
@@ -97,6 +100,9 @@ impl Relay {
         let connections = Arc::new(Semaphore::new(
             snapshot.config.limits.max_connections as usize,
         ));
+        let receive_budget = Arc::new(Semaphore::new(kib(
+            snapshot.config.limits.max_buffered_bytes as usize,
+        )));
         let relay = Self {
             snapshot: RwLock::new(Arc::new(snapshot)),
             config_path: config_path.into(),
@@ -105,6 +111,7 @@ impl Relay {
             peers: PeerBlocks::default(),
             metrics: Metrics::default(),
             connections,
+            receive_budget,
             queued,
             draining,
         };
@@ -123,4 +130,9 @@ impl Relay {
     pub fn replace(&self, snapshot: Snapshot) {
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
     }
+}
+
+/// Whole KiB covering `bytes`: the unit of [`Relay::receive_budget`].
+pub fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
 }

@@ -9,6 +9,7 @@ use smtp_proto::request::receiver::RequestReceiver;
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -16,7 +17,7 @@ use crate::audit::Event;
 use crate::data::{DataProgress, DataReader};
 use crate::metrics::Metrics;
 use crate::peers::FailureOutcome;
-use crate::relay::{Relay, Snapshot};
+use crate::relay::{Relay, Snapshot, kib};
 use crate::submission::Submitter;
 
 /// How long a client may stay silent before the relay hangs up.
@@ -28,10 +29,13 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest SASL response line accepted (RFC 4954 section 4 allows 12288 octets).
 const MAX_SASL_LINE: usize = 12288;
 
+/// How long DATA waits for room in the receive budget before the client is told to retry.
+const RESERVE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What follows a reply that hands the connection to something other than the command parser.
 enum Continuation {
-    /// `354`: the message, then the bytes after it.
-    Data(Vec<u8>),
+    /// `354`: the message (with the memory reserved for it), then the bytes after it.
+    Data(Vec<u8>, OwnedSemaphorePermit, usize),
     /// `334`: one SASL response line, then the bytes after it.
     Sasl(Vec<u8>),
 }
@@ -248,7 +252,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     return;
                 }
                 if reply.start_data {
-                    data_rest = Some(Continuation::Data(iter.as_slice().to_vec()));
+                    let bytes = self.submitter.data_reservation();
+                    let Some(permit) = self.reserve(bytes).await else {
+                        out.push_str("452 4.3.1 too much mail in progress, try again later\r\n");
+                        continue;
+                    };
+                    out.push_str("354 end data with <CR><LF>.<CR><LF>\r\n");
+                    data_rest = Some(Continuation::Data(iter.as_slice().to_vec(), permit, bytes));
                     break;
                 }
                 if reply.awaits_sasl_response {
@@ -260,7 +270,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return;
             }
             let rest = match data_rest {
-                Some(Continuation::Data(rest)) => self.receive_message(rest, &mut buf).await,
+                Some(Continuation::Data(rest, _permit, bytes)) => {
+                    self.receive_message(rest, &mut buf, bytes).await
+                }
                 Some(Continuation::Sasl(rest)) => self.receive_sasl_response(rest, &mut buf).await,
                 None => Some(Vec::new()),
             };
@@ -321,9 +333,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Reads one message after `354`, answers it, and returns the bytes that follow it.
-    async fn receive_message(&mut self, first: Vec<u8>, buf: &mut [u8]) -> Option<Vec<u8>> {
-        let mut reader = DataReader::new(self.submitter.max_message_bytes());
+    /// Waits (a while) until `bytes` of the receive budget are free, and takes them.
+    async fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let permits = u32::try_from(kib(bytes)).ok()?;
+        let budget = self.relay.receive_budget.clone();
+        tokio::time::timeout(RESERVE_TIMEOUT, budget.acquire_many_owned(permits))
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Reads one message of at most `limit` bytes after `354`, answers it, and returns the
+    /// bytes that follow it.
+    async fn receive_message(
+        &mut self,
+        first: Vec<u8>,
+        buf: &mut [u8],
+        limit: usize,
+    ) -> Option<Vec<u8>> {
+        let mut reader = DataReader::new(limit);
         let mut chunk = first;
         loop {
             if let DataProgress::Complete { consumed } = reader.feed(&chunk) {

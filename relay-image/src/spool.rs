@@ -111,11 +111,13 @@ impl Spool {
     }
 
     /// Writes a message durably; when this returns Ok the message survives a crash.
-    pub fn store(&self, envelope: &Envelope, message: &[u8]) -> Result<(), SpoolError> {
-        let mut content = serde_json::to_vec(envelope).expect("an envelope always serializes");
-        content.push(b'\n');
-        content.extend_from_slice(message);
-        self.write_atomically(&format!("{}.msg", envelope.id), &content)
+    pub fn store(&self, envelope: &Envelope, message: &[&[u8]]) -> Result<(), SpoolError> {
+        let mut line = serde_json::to_vec(envelope).expect("an envelope always serializes");
+        line.push(b'\n');
+        let parts: Vec<&[u8]> = std::iter::once(line.as_slice())
+            .chain(message.iter().copied())
+            .collect();
+        self.write_atomically(&format!("{}.msg", envelope.id), &parts)
     }
 
     /// Ids of all spooled messages.
@@ -159,7 +161,7 @@ impl Spool {
     /// Records delivery progress durably.
     pub fn save_state(&self, id: &str, state: &DeliveryState) -> Result<(), SpoolError> {
         let bytes = serde_json::to_vec(state).expect("a delivery state always serializes");
-        self.write_atomically(&format!("{id}.state"), &bytes)
+        self.write_atomically(&format!("{id}.state"), &[&bytes])
     }
 
     /// Removes a finished message.
@@ -196,15 +198,17 @@ impl Spool {
         Ok(ids)
     }
 
-    fn write_atomically(&self, name: &str, content: &[u8]) -> Result<(), SpoolError> {
+    fn write_atomically(&self, name: &str, parts: &[&[u8]]) -> Result<(), SpoolError> {
         let tmp = self.tmp.join(name);
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
             .map_err(io_error("create spool file", &tmp))?;
-        file.write_all(content)
-            .map_err(io_error("write spool file", &tmp))?;
+        for part in parts {
+            file.write_all(part)
+                .map_err(io_error("write spool file", &tmp))?;
+        }
         file.sync_all()
             .map_err(io_error("fsync spool file", &tmp))?;
         drop(file);

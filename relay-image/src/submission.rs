@@ -22,6 +22,8 @@ pub struct Transaction {
     sender: String,
     recipients: Vec<String>,
     require_tls: bool,
+    /// The SIZE the client declared with MAIL FROM; 0 when it declared none.
+    declared_size: u64,
 }
 
 /// The per-connection state of the dialogue over TLS.
@@ -65,6 +67,20 @@ impl Submitter {
         self.snapshot.config.limits.max_message_bytes as usize
     }
 
+    /// How many bytes of the coming message to make room for: its declared SIZE with a margin
+    /// for line-ending differences, or the maximum message size when it declared none.
+    pub fn data_reservation(&self) -> usize {
+        let max = self.max_message_bytes();
+        match self
+            .transaction
+            .as_ref()
+            .map_or(0, |t| t.declared_size as usize)
+        {
+            0 => max,
+            declared => max.min(declared + declared / 8 + 64 * 1024),
+        }
+    }
+
     /// Answers one command (or one unparsable line).
     pub fn command(&mut self, request: Result<Request<String>, ProtoError>) -> Reply {
         let request = match request {
@@ -101,9 +117,10 @@ impl Submitter {
             Request::Data => match &self.transaction {
                 None => Reply::line("503 5.5.1 MAIL first"),
                 Some(t) if t.recipients.is_empty() => Reply::line("503 5.5.1 RCPT first"),
+                // The session reserves memory for the message, then answers 354 or 452.
                 Some(_) => Reply {
                     start_data: true,
-                    ..Reply::line("354 end data with <CR><LF>.<CR><LF>")
+                    ..Reply::default()
                 },
             },
             Request::Rset => {
@@ -253,6 +270,7 @@ impl Submitter {
             sender: from.address,
             recipients: Vec::new(),
             require_tls: from.flags & MAIL_REQUIRETLS != 0,
+            declared_size: from.size as u64,
         });
         "250 2.1.0 sender ok".into()
     }
@@ -303,10 +321,12 @@ impl Submitter {
         let sender = transaction.sender.as_str();
         if reader.oversized() {
             let max = self.max_message_bytes();
-            return self.refuse(
-                sender,
-                &format!("552 5.3.4 message exceeds the maximum of {max} bytes"),
-            );
+            let reply = if reader.limit() < max {
+                "552 5.3.4 message is larger than the SIZE declared with MAIL FROM".to_string()
+            } else {
+                format!("552 5.3.4 message exceeds the maximum of {max} bytes")
+            };
+            return self.refuse(sender, &reply);
         }
         let message = reader.into_message();
         let from_domain = match author_domain(&message) {
@@ -344,11 +364,6 @@ impl Submitter {
             id,
             chrono::Utc::now().to_rfc2822()
         );
-        let mut stored = Vec::with_capacity(received.len() + signatures.len() + message.len());
-        stored.extend_from_slice(received.as_bytes());
-        stored.extend_from_slice(signatures.as_bytes());
-        stored.extend_from_slice(&message);
-
         let envelope = Envelope {
             id: id.clone(),
             sender: transaction.sender.clone(),
@@ -358,10 +373,14 @@ impl Submitter {
             require_tls: transaction.require_tls,
         };
         let spool = self.relay.spool.clone();
-        let size = stored.len();
+        let size = received.len() + signatures.len() + message.len();
         let stored_envelope = envelope.clone();
-        let result =
-            tokio::task::spawn_blocking(move || spool.store(&stored_envelope, &stored)).await;
+        // Written in parts, so the message is never copied to prepend the new header fields.
+        let result = tokio::task::spawn_blocking(move || {
+            let parts = [received.as_bytes(), signatures.as_bytes(), &message];
+            spool.store(&stored_envelope, &parts)
+        })
+        .await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {

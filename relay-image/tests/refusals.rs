@@ -256,3 +256,63 @@ fn a_stalled_tls_handshake_loses_its_connection() {
         "the relay closes the connection"
     );
 }
+
+#[test]
+fn data_waits_for_room_in_the_receive_budget() {
+    let mut fixture = Fixture::new("budget", "");
+    // Room for exactly one message of the maximum size.
+    let config = std::fs::read_to_string(fixture.dir.join("relay.toml")).unwrap();
+    std::fs::write(
+        fixture.dir.join("relay.toml"),
+        config.replace("[limits]\n", "[limits]\nmax-buffered-bytes = 200000\n"),
+    )
+    .unwrap();
+    fixture.start_relay();
+    let script = format!(
+        r#"
+import socket, ssl, select
+ctx = ssl.create_default_context(cafile="{ca}")
+ctx.load_cert_chain("{cert}", "{key}")
+def session():
+    s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_hostname="localhost")
+    f = s.makefile("rb")
+    def reply():
+        while True:
+            line = f.readline().decode().rstrip("\r\n")
+            if len(line) < 4 or line[3] != "-":
+                return line
+    reply()
+    return s, reply
+def begin(s, reply, size):
+    for line in ["EHLO budget.test", "MAIL FROM:<a@{DOMAIN}>" + size, "RCPT TO:<x@dest.test>"]:
+        s.sendall(line.encode() + b"\r\n")
+        reply()
+    s.sendall(b"DATA\r\n")
+a, a_reply = session()
+begin(a, a_reply, "")
+print("a", a_reply())
+b, b_reply = session()
+begin(b, b_reply, " SIZE=1000")
+# While the first message holds the whole budget, the second one waits for its 354.
+print("b waits", not select.select([b], [], [], 1.5)[0] and b.pending() == 0)
+a.sendall(b"From: <a@{DOMAIN}>\r\n\r\nfirst\r\n.\r\n")
+print("a", a_reply()[:19])
+print("b", b_reply())
+"#,
+        ca = fixture.path("ca.pem"),
+        cert = fixture.path("client.pem"),
+        key = fixture.path("client.key"),
+        port = fixture.ports.submissions,
+    );
+    let output = Command::new(common::python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "a 354 end data with <CR><LF>.<CR><LF>\nb waits True\na 250 2.0.0 queued as\n\
+         b 354 end data with <CR><LF>.<CR><LF>\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

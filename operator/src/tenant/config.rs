@@ -17,6 +17,9 @@ use super::{Names, SigningDomain};
 use crate::crd::MailTenant;
 use crate::crd::mail_tenant::FallbackTls as SpecFallbackTls;
 
+/// Memory the relay may hold in messages being received, all sessions together.
+const RECEIVE_BUDGET_BYTES: u64 = 128 * 1024 * 1024;
+
 /// Renders the configuration the relay parses at start and on reload. `source_addresses` are
 /// the tenant's allocated sending addresses the relay binds its outgoing connections to.
 pub fn relay_config(
@@ -86,6 +89,8 @@ pub fn relay_config(
             max_recipients: spec.relay.max_recipients,
             max_connections: 200,
             drain_seconds: DRAIN_SECONDS,
+            // A quarter of the default 512Mi memory limit, and always room for one message.
+            max_buffered_bytes: spec.relay.max_message_bytes.max(RECEIVE_BUDGET_BYTES),
         },
         spool: Spool {
             dir: format!("{SPOOL_DIR}/queue").into(),

@@ -66,6 +66,7 @@ fn relay_config_is_valid_and_points_at_mounted_files() {
         Some("/etc/mailwarden/tls/ca.crt")
     );
     assert!(matches!(config.delivery.mode, DeliveryMode::Direct { .. }));
+    assert_eq!(config.limits.max_buffered_bytes, 128 * 1024 * 1024);
     assert_eq!(
         config.delivery.source_addresses,
         ["192.0.2.17".parse::<std::net::IpAddr>().unwrap()]

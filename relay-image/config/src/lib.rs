@@ -145,10 +145,20 @@ pub struct Limits {
     /// pod's termination grace period.
     #[serde(default = "default_drain_seconds")]
     pub drain_seconds: u64,
+    /// Most message bytes all sessions together may hold in memory while receiving. Each DATA
+    /// reserves its declared SIZE (or the maximum message size) first and waits when the budget
+    /// is spent, so many large messages at once slow down instead of exhausting memory. At
+    /// least `max-message-bytes`.
+    #[serde(default = "default_max_buffered_bytes")]
+    pub max_buffered_bytes: u64,
 }
 
 fn default_drain_seconds() -> u64 {
     25
+}
+
+fn default_max_buffered_bytes() -> u64 {
+    128 * 1024 * 1024
 }
 
 /// Where accepted messages are kept until delivered.
@@ -328,6 +338,12 @@ impl RelayConfig {
         }
         if self.limits.max_recipients == 0 {
             return Err(invalid("limits.max-recipients", "must be above 0"));
+        }
+        if self.limits.max_buffered_bytes < self.limits.max_message_bytes {
+            return Err(invalid(
+                "limits.max-buffered-bytes",
+                "must be at least limits.max-message-bytes",
+            ));
         }
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max-connections", "must be above 0"));

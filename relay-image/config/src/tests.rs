@@ -178,3 +178,15 @@ fn added_delivery_and_drain_fields_default_and_validate() {
         "invalid relay configuration: delivery.mx-override: \"localhost\" is not a host:port address"
     );
 }
+
+#[test]
+fn the_receive_buffer_budget_defaults_and_must_hold_one_message() {
+    let config = RelayConfig::from_toml(EXAMPLE).unwrap();
+    assert_eq!(config.limits.max_buffered_bytes, 128 * 1024 * 1024);
+    let small = EXAMPLE.replace("[limits]\n", "[limits]\nmax-buffered-bytes = 1024\n");
+    assert_eq!(
+        RelayConfig::from_toml(&small).unwrap_err().to_string(),
+        "invalid relay configuration: limits.max-buffered-bytes: must be at least \
+         limits.max-message-bytes"
+    );
+}

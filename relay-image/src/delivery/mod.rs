@@ -280,7 +280,7 @@ impl Queue {
             client: "mailer-daemon".into(),
             require_tls: false,
         };
-        match self.relay.spool.store(&dsn, &signed) {
+        match self.relay.spool.store(&dsn, &[&signed]) {
             Ok(()) => {
                 Metrics::add(&self.relay.metrics.bounces_total, 1);
                 let _ = self.relay.audit.record(&Event::MessageBounced {

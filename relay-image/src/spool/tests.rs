@@ -22,7 +22,7 @@ fn a_stored_message_loads_back_byte_for_byte() {
     let dir = temp_dir("roundtrip");
     let spool = Spool::open(&dir).unwrap();
     spool
-        .store(&envelope("m1"), b"Subject: x\r\n\r\n\n{}\r\n")
+        .store(&envelope("m1"), &[b"Subject: x\r\n", b"\r\n\n{}\r\n"])
         .unwrap();
 
     let reopened = Spool::open(&dir).unwrap();
@@ -37,7 +37,7 @@ fn state_is_kept_and_pending_recipients_shrink() {
     let dir = temp_dir("state");
     let spool = Spool::open(&dir).unwrap();
     let env = envelope("m2");
-    spool.store(&env, b"x\r\n").unwrap();
+    spool.store(&env, &[b"x\r\n"]).unwrap();
     assert_eq!(spool.state("m2").unwrap(), DeliveryState::default());
 
     let state = DeliveryState {
@@ -58,7 +58,7 @@ fn open_removes_half_written_and_stray_files() {
     let spool = Spool::open(&dir).unwrap();
     fs::write(dir.join("tmp/m3.msg"), b"half").unwrap();
     fs::write(dir.join("queue/gone.state"), b"{}").unwrap();
-    spool.store(&envelope("m4"), b"x\r\n").unwrap();
+    spool.store(&envelope("m4"), &[b"x\r\n"]).unwrap();
 
     let reopened = Spool::open(&dir).unwrap();
     assert!(!dir.join("tmp/m3.msg").exists());
@@ -70,7 +70,7 @@ fn open_removes_half_written_and_stray_files() {
 fn removed_messages_are_gone_with_their_state() {
     let dir = temp_dir("remove");
     let spool = Spool::open(&dir).unwrap();
-    spool.store(&envelope("m5"), b"x\r\n").unwrap();
+    spool.store(&envelope("m5"), &[b"x\r\n"]).unwrap();
     spool.save_state("m5", &DeliveryState::default()).unwrap();
     spool.remove("m5").unwrap();
     assert!(spool.message_ids().unwrap().is_empty());
