@@ -234,14 +234,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut draining = self.relay.draining.clone();
         let mut pending: Vec<u8> = Vec::new();
         let mut buf = vec![0u8; 65536];
+        // After a line too long to parse, the rest of that line is dropped, never read as
+        // commands, up to its line end (possibly several reads later).
+        let mut skipping_line = false;
         loop {
             let mut out = String::new();
             let mut iter = pending.iter();
             let mut data_rest = None;
             loop {
+                if skipping_line {
+                    match iter.as_slice().iter().position(|&b| b == b'\n') {
+                        Some(end) => {
+                            iter.nth(end);
+                            skipping_line = false;
+                        }
+                        None => {
+                            iter.by_ref().for_each(drop);
+                            break;
+                        }
+                    }
+                }
                 let request = match receiver.ingest(&mut iter) {
                     Ok(request) => Ok(request.into_owned()),
                     Err(ProtoError::NeedsMoreData { .. }) => break,
+                    Err(ProtoError::ResponseTooLong) => {
+                        receiver = RequestReceiver::default();
+                        skipping_line = true;
+                        Err(ProtoError::ResponseTooLong)
+                    }
                     Err(error) => Err(error),
                 };
                 let reply = self.submitter.command(request);

@@ -88,6 +88,12 @@ impl Submitter {
             Err(error) => return Reply::line(syntax_reply(&error)),
         };
         match request {
+            Request::Ehlo { host } if !greeting_name(&host) => {
+                Reply::line("501 5.5.4 EHLO needs a domain name or an address literal")
+            }
+            Request::Helo { host } if !greeting_name(&host) => {
+                Reply::line("501 5.5.4 HELO needs a domain name or an address literal")
+            }
             Request::Ehlo { host } => {
                 self.helo = Some(host);
                 self.transaction = None;
@@ -420,6 +426,29 @@ impl Submitter {
     }
 }
 
+/// Whether an EHLO or HELO argument is a domain name or an address literal (RFC 5321 section
+/// 4.1.3). It goes into the Received header the relay adds, so nothing else is let through.
+pub fn greeting_name(host: &str) -> bool {
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .map(|h| h.strip_prefix("IPv6:").unwrap_or(h));
+    match literal {
+        Some(address) => address.parse::<std::net::IpAddr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host.len() <= 255
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+        }
+    }
+}
+
 /// The reply to a line that did not parse.
 pub fn syntax_reply(error: &ProtoError) -> String {
     match error {
@@ -455,4 +484,34 @@ pub fn new_message_id() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("{nanos:x}{}", hex::encode(random))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::greeting_name;
+
+    #[test]
+    fn greeting_names_are_domains_or_address_literals() {
+        for good in [
+            "client.example",
+            "localhost",
+            "mail_1.example",
+            "[192.0.2.1]",
+            "[IPv6:2001:db8::1]",
+        ] {
+            assert!(greeting_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a\0b",
+            "a b",
+            "\u{1b}[31m",
+            "[garbage",
+            "[192.0.2.300]",
+            "a..b",
+            "x;y",
+        ] {
+            assert!(!greeting_name(bad), "{bad:?}");
+        }
+    }
 }

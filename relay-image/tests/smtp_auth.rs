@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{CLIENT, DOMAIN, Fixture, message};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -16,48 +14,6 @@ fn started(name: &str) -> Fixture {
     fixture.require_smtp_auth(&[(CLIENT, PASSWORD), (OTHER_CLIENT, OTHER_PASSWORD)]);
     fixture.start_relay();
     fixture
-}
-
-/// Sends `lines` one at a time over implicit TLS with the client certificate and returns every
-/// reply line, so each reply can be matched to its command.
-fn dialogue(fixture: &Fixture, lines: &[&str]) -> Vec<String> {
-    let script = format!(
-        r#"
-import socket, ssl, sys
-ctx = ssl.create_default_context(cafile="{ca}")
-ctx.load_cert_chain("{cert}", "{key}")
-s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_hostname="localhost")
-f = s.makefile("rb")
-def reply():
-    while True:
-        line = f.readline().decode().rstrip("\r\n")
-        print(line)
-        if len(line) < 4 or line[3] != "-":
-            return
-reply()
-for line in sys.argv[1:]:
-    s.sendall(line.encode() + b"\r\n")
-    reply()
-"#,
-        ca = fixture.path("ca.pem"),
-        cert = fixture.path("client.pem"),
-        key = fixture.path("client.key"),
-        port = fixture.ports.submissions,
-    );
-    let output = Command::new(common::python())
-        .args(["-c", &script])
-        .args(lines)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 fn plain(user: &str, password: &str) -> String {
@@ -137,24 +93,21 @@ fn a_password_without_a_certificate_is_refused() {
 fn the_dialogue_gives_exact_replies_and_binds_the_password_to_the_certificate() {
     let fixture = started("auth-dialogue");
     let right = plain(CLIENT, PASSWORD);
-    let replies = dialogue(
-        &fixture,
-        &[
-            "EHLO auth.test",
-            &format!("MAIL FROM:<billing@{DOMAIN}>"),
-            "AUTH LOGIN",
-            &format!("AUTH PLAIN {}", plain(CLIENT, "wrong")),
-            // Another client's own, correct password does not go with this certificate.
-            &format!("AUTH PLAIN {}", plain(OTHER_CLIENT, OTHER_PASSWORD)),
-            "AUTH PLAIN",
-            "*",
-            "AUTH PLAIN",
-            &right,
-            &format!("AUTH PLAIN {right}"),
-            &format!("MAIL FROM:<billing@{DOMAIN}>"),
-            "QUIT",
-        ],
-    );
+    let replies = fixture.dialogue(&[
+        "EHLO auth.test",
+        &format!("MAIL FROM:<billing@{DOMAIN}>"),
+        "AUTH LOGIN",
+        &format!("AUTH PLAIN {}", plain(CLIENT, "wrong")),
+        // Another client's own, correct password does not go with this certificate.
+        &format!("AUTH PLAIN {}", plain(OTHER_CLIENT, OTHER_PASSWORD)),
+        "AUTH PLAIN",
+        "*",
+        "AUTH PLAIN",
+        &right,
+        &format!("AUTH PLAIN {right}"),
+        &format!("MAIL FROM:<billing@{DOMAIN}>"),
+        "QUIT",
+    ]);
     assert_eq!(
         replies,
         [
@@ -205,7 +158,7 @@ fn repeated_wrong_passwords_block_the_peer() {
     let fixture = started("auth-block");
     let wrong = format!("AUTH PLAIN {}", plain(CLIENT, "guess"));
     // The fixture blocks after five failures in a minute.
-    let replies = dialogue(&fixture, &[&wrong, &wrong, &wrong, &wrong, &wrong]);
+    let replies = fixture.dialogue(&[&wrong, &wrong, &wrong, &wrong, &wrong]);
     assert_eq!(
         replies
             .iter()

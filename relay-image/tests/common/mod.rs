@@ -477,6 +477,48 @@ block-seconds = 600
             .collect()
     }
 
+    /// Sends `lines` one at a time over implicit TLS with the client certificate and returns
+    /// every reply line (the greeting first), so each reply can be matched to its command.
+    pub fn dialogue(&self, lines: &[&str]) -> Vec<String> {
+        let script = format!(
+            r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile="{ca}")
+ctx.load_cert_chain("{cert}", "{key}")
+s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_hostname="localhost")
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline().decode(errors="replace").rstrip("\r\n")
+        print(line)
+        if len(line) < 4 or line[3] != "-":
+            return
+reply()
+for line in sys.argv[1:]:
+    s.sendall(line.encode("utf-8", "surrogateescape") + b"\r\n")
+    reply()
+"#,
+            ca = self.path("ca.pem"),
+            cert = self.path("client.pem"),
+            key = self.path("client.key"),
+            port = self.ports.submissions,
+        );
+        let output = Command::new(python())
+            .args(["-c", &script])
+            .args(lines)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Runs swaks against the STARTTLS port with the given extra arguments.
     pub fn swaks(&self, args: &[&str]) -> Output {
         require_tool("swaks", "swaks");
