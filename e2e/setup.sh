@@ -75,7 +75,9 @@ disable_system_services() {
             fi
         elif [ -x "/etc/init.d/$svc" ]; then
             update-rc.d "$svc" disable > /dev/null 2>&1 || true
-            if service "$svc" status > /dev/null 2>&1; then
+            # Postfix's init script reports success even when stopped; its system instance is
+            # checked below by its configuration directory instead.
+            if [ "$svc" != postfix ] && service "$svc" status > /dev/null 2>&1; then
                 log "stopping system service $svc"
                 service "$svc" stop > /dev/null 2>&1 || true
             fi

@@ -42,7 +42,7 @@ stop_all() {
     fi
     if [ "${MAILWARDEN_KEEP_CLUSTER:-}" = 1 ] && [ "$rc" -eq 0 ]; then
         log "left running: source $STATE/env; operator pid $OPERATOR_PID"
-        log "stop with: kill $OPERATOR_PID; $E2E_DIR/cluster.sh down $STATE"
+        log "stop with: kill $OPERATOR_PID; $E2E_DIR/cluster.sh down $STATE; rm -rf $STATE"
         return
     fi
     if [ -n "$OPERATOR_PID" ] && kill -0 "$OPERATOR_PID" 2> /dev/null; then

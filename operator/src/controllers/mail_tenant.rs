@@ -1,16 +1,13 @@
 //! The MailTenant controller.
 //!
-//! One reconcile runs these steps, each with its own error:
-//! 1. admit: refuse a second MailTenant in the namespace (reads the namespace's tenants);
-//! 2. issue: read the PKI Secrets and renew what is due ([`crate::pki::plan`], pure);
-//! 3. build: the desired objects ([`crate::tenant`], pure);
-//! 4. apply: server-side apply of each object whose content changed ([`crate::apply`]);
-//! 5. observe: read the StatefulSet's readiness and write the status if it changed.
+//! One reconcile runs the steps in `steps` (admit, issue, build, apply, observe), each with its
+//! own error category; this file wires the controller, the finalizer and failure reporting.
 //!
 //! Owner references let garbage collection remove the tenant's objects; the finalizer removes
 //! what garbage collection would keep, the relay's spool volume claims.
 
 mod status;
+mod steps;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,15 +23,13 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::Context;
-use crate::apply::{Outcome, api_message, apply};
+use crate::apply::api_message;
 use crate::crd::sending_domain::SendingDomain;
-use crate::crd::sending_ip_pool::EgressMode;
 use crate::crd::{MailTenant, MailTenantStatus, SendingIPPool, merge_conditions};
-use crate::pki::{self, PkiError};
+use crate::pki::PkiError;
 use crate::tenant::{self, FIELD_MANAGER, Names};
 
 pub use status::{Addresses, SigningDomains, signing_domains};
@@ -201,7 +196,7 @@ async fn reconcile(tenant: Arc<MailTenant>, context: Arc<Context>) -> Result<Act
         );
         let result = finalizer(&api, FINALIZER, tenant.clone(), |event| async {
             match event {
-                FinalizerEvent::Apply(tenant) => apply_tenant(&tenant, &context).await,
+                FinalizerEvent::Apply(tenant) => steps::apply_tenant(&tenant, &context).await,
                 FinalizerEvent::Cleanup(tenant) => cleanup(&tenant, &context).await,
             }
         })
@@ -259,307 +254,6 @@ async fn report_failure(tenant: &MailTenant, context: &Context, error: &Error) {
     context
         .event(tenant, true, category, "Reconcile", message)
         .await;
-}
-
-async fn apply_tenant(tenant: &MailTenant, context: &Context) -> Result<Action, Error> {
-    let names = Names::of(tenant);
-    let client = context.client.clone();
-
-    // Step 1: admit. The oldest MailTenant of a namespace owns it.
-    let tenants: Api<MailTenant> = Api::namespaced(client.clone(), &names.namespace);
-    let siblings = tenants
-        .list(&ListParams::default())
-        .await
-        .map_err(read("MailTenants"))?;
-    if let Some(owner) = status::namespace_owner(&siblings.items)
-        && owner.name_any() != names.tenant
-    {
-        let fresh = status::duplicate(&names.namespace, &owner.name_any());
-        write_status(tenant, context, fresh, None).await?;
-        return Ok(Action::await_change());
-    }
-
-    // Step 2: issue certificates.
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
-    let ca = get(&secrets, &names.ca_secret())
-        .await?
-        .as_ref()
-        .and_then(tenant::read_ca);
-    let server = get(&secrets, &names.server_secret())
-        .await?
-        .as_ref()
-        .and_then(tenant::read_leaf);
-    let mut clients = std::collections::BTreeMap::new();
-    let mut stored_passwords = std::collections::BTreeMap::new();
-    for client_identity in &tenant.spec.clients {
-        let name = names.client_secret(&client_identity.name);
-        let Some(secret) = get(&secrets, &name).await? else {
-            continue;
-        };
-        if let Some(leaf) = tenant::read_leaf(&secret) {
-            clients.insert(client_identity.name.clone(), leaf);
-        }
-        if let Some(password) = tenant::read_password(&secret) {
-            stored_passwords.insert(client_identity.name.clone(), password);
-        }
-    }
-    let passwords = tenant::client_passwords(tenant, &stored_passwords);
-    let wanted = pki::Wanted {
-        tenant: names.tenant.clone(),
-        server_names: names.server_dns_names(&tenant.spec.relay.hostname),
-        clients: tenant.spec.clients.iter().map(|c| c.name.clone()).collect(),
-        ca_days: tenant.spec.certificates.ca_validity_days,
-        leaf_days: tenant.spec.certificates.leaf_validity_days,
-    };
-    let issued = pki::plan(
-        &wanted,
-        time::OffsetDateTime::now_utc(),
-        ca.as_ref(),
-        server.as_ref(),
-        &clients,
-    )?;
-
-    // Step 3: build the desired objects.
-    let domains: Api<SendingDomain> = Api::namespaced(client.clone(), &names.namespace);
-    let domains = domains
-        .list(&ListParams::default())
-        .await
-        .map_err(read("SendingDomains"))?;
-    let SigningDomains { signing, waiting } = signing_domains(&domains.items);
-    // Domains still waiting for verified keys are configured without selectors: the relay
-    // answers their mail with a temporary error instead of refusing it outright.
-    let configured: Vec<_> = signing
-        .iter()
-        .cloned()
-        .chain(waiting.iter().map(|domain| tenant::SigningDomain {
-            domain: domain.clone(),
-            secret_name: String::new(),
-            selectors: Vec::new(),
-        }))
-        .collect();
-    let addresses = sending_addresses(tenant, &names, &client).await?;
-    let relay_toml = tenant::relay_config(tenant, &configured, addresses.bound()).to_toml();
-    let config_hash = config_hash(&relay_toml, &issued);
-
-    // Step 4: apply. Secrets first, so the pods never start without their certificates.
-    let mut applied = Vec::new();
-    let ca_secret = tenant::ca_secret(tenant, names.ca_secret(), &issued.ca);
-    apply_one(&secrets, ca_secret, "Secret", context, &mut applied).await?;
-    let server_secret = tenant::leaf_secret(tenant, names.server_secret(), &issued.server);
-    apply_one(&secrets, server_secret, "Secret", context, &mut applied).await?;
-    for (name, leaf) in &issued.clients {
-        let password = passwords.get(name).map(String::as_str);
-        let secret = tenant::client_secret(tenant, names.client_secret(name), name, leaf, password);
-        apply_one(&secrets, secret, "Secret", context, &mut applied).await?;
-    }
-    let smtp_auth = tenant::smtp_auth_required(tenant);
-    if smtp_auth {
-        let file = tenant::credentials_file(&passwords);
-        let secret = tenant::credentials_secret(tenant, names.credentials_secret(), &file);
-        apply_one(&secrets, secret, "Secret", context, &mut applied).await?;
-    }
-    let namespaced = |kind| (client.clone(), names.namespace.clone(), kind);
-    let (c, ns, _) = namespaced("ConfigMap");
-    apply_one(
-        &Api::namespaced(c, &ns),
-        tenant::config_map(tenant, &relay_toml),
-        "ConfigMap",
-        context,
-        &mut applied,
-    )
-    .await?;
-    for policy in tenant::network_policies(tenant) {
-        apply_one(
-            &Api::namespaced(client.clone(), &ns),
-            policy,
-            "NetworkPolicy",
-            context,
-            &mut applied,
-        )
-        .await?;
-    }
-    for service in tenant::services(tenant) {
-        apply_one(
-            &Api::namespaced(client.clone(), &ns),
-            service,
-            "Service",
-            context,
-            &mut applied,
-        )
-        .await?;
-    }
-    apply_one(
-        &Api::namespaced(client.clone(), &ns),
-        tenant::pod_disruption_budget(tenant),
-        "PodDisruptionBudget",
-        context,
-        &mut applied,
-    )
-    .await?;
-    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    let set = tenant::stateful_set(tenant, &signing, &config_hash);
-    apply_one(&sets, set, "StatefulSet", context, &mut applied).await?;
-
-    // Identities removed from the spec lose their Secrets. Their certificates still chain to
-    // the CA until they expire; see the README on revoking a client at once.
-    let prefix = names.client_secret("");
-    let selector = format!("{}={}", tenant::TENANT_LABEL, names.tenant);
-    let owned = secrets
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(read("client Secrets"))?;
-    for secret in owned.items {
-        let name = secret.name_any();
-        if name == names.credentials_secret() && !smtp_auth {
-            delete_secret(&secrets, &name, context).await?;
-            continue;
-        }
-        let Some(client_name) = name.strip_prefix(&prefix) else {
-            continue;
-        };
-        if !issued.clients.contains_key(client_name) {
-            delete_secret(&secrets, &name, context).await?;
-            let note = format!(
-                "client {client_name} was removed from spec.clients; deleted its Secret {name}"
-            );
-            context
-                .event(tenant, false, "ClientRemoved", "RemoveClient", note)
-                .await;
-        }
-    }
-
-    if !issued.changes.is_empty() {
-        context
-            .event(
-                tenant,
-                false,
-                "CertificatesIssued",
-                "IssueCertificates",
-                issued.changes.join("; "),
-            )
-            .await;
-    }
-    if !applied.is_empty() {
-        tracing::info!(objects = ?applied, "applied changed objects");
-    }
-
-    // Step 5: observe and report.
-    let live_set = sets
-        .get_opt(&names.relay())
-        .await
-        .map_err(read("the relay StatefulSet"))?;
-    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
-    let policies = policies
-        .list(&ListParams::default())
-        .await
-        .map_err(read("NetworkPolicies"))?;
-    let foreign = status::foreign_policies(&policies.items, &names);
-    let fresh = status::observed(
-        tenant,
-        &issued,
-        live_set.as_ref(),
-        &waiting,
-        &addresses,
-        &foreign,
-    );
-    write_status(tenant, context, fresh.conditions, Some(fresh.fields)).await?;
-
-    Ok(Action::requeue(status::next_check(&issued)))
-}
-
-/// The addresses the tenant's SendingIPPool allocated to it, read from the pool's status.
-async fn sending_addresses(
-    tenant: &MailTenant,
-    names: &Names,
-    client: &kube::Client,
-) -> Result<Addresses, Error> {
-    let Some(wanted) = &tenant.spec.sending_ip_pool else {
-        return Ok(Addresses::NotRequested);
-    };
-    let pools: Api<SendingIPPool> = Api::all(client.clone());
-    let pool_name = wanted.name.clone();
-    let Some(pool) = pools
-        .get_opt(&pool_name)
-        .await
-        .map_err(read("the SendingIPPool"))?
-    else {
-        return Ok(Addresses::PoolMissing { pool: pool_name });
-    };
-    if pool.spec.egress.mode != EgressMode::SourceBinding {
-        return Ok(Addresses::Unsupported { pool: pool_name });
-    }
-    let owner = format!("{}/{}", names.namespace, names.tenant);
-    let mut addresses: Vec<std::net::IpAddr> = pool
-        .status
-        .unwrap_or_default()
-        .allocations
-        .iter()
-        .filter(|allocation| allocation.tenant == owner)
-        .filter_map(|allocation| allocation.address.parse().ok())
-        .collect();
-    addresses.sort();
-    Ok(Addresses::Allocated {
-        pool: pool_name,
-        wanted: wanted.count,
-        addresses,
-    })
-}
-
-async fn delete_secret(secrets: &Api<Secret>, name: &str, context: &Context) -> Result<(), Error> {
-    secrets
-        .delete(name, &DeleteParams::default())
-        .await
-        .map_err(|source| Error::Cleanup {
-            what: format!("Secret {name}"),
-            source,
-        })?;
-    context.metrics.wrote(CONTROLLER, "Secret");
-    Ok(())
-}
-
-async fn get(secrets: &Api<Secret>, name: &str) -> Result<Option<Secret>, Error> {
-    secrets
-        .get_opt(name)
-        .await
-        .map_err(read(format!("Secret {name}")))
-}
-
-async fn apply_one<K>(
-    api: &Api<K>,
-    object: K,
-    kind: &'static str,
-    context: &Context,
-    applied: &mut Vec<String>,
-) -> Result<(), Error>
-where
-    K: Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
-{
-    let name = object.name_any();
-    match apply(api, object).await {
-        Ok(Outcome::Unchanged) => Ok(()),
-        Ok(Outcome::Applied) => {
-            context.metrics.wrote(CONTROLLER, kind);
-            applied.push(format!("{kind}/{name}"));
-            Ok(())
-        }
-        Err(source) => Err(Error::Apply { kind, name, source }),
-    }
-}
-
-/// Hash of everything the relay pods read at start: their configuration and their TLS files.
-/// It goes into the pod template, so a change rolls the pods.
-fn config_hash(relay_toml: &str, issued: &pki::Issued) -> String {
-    let mut hasher = Sha256::new();
-    for part in [
-        relay_toml,
-        &issued.server.cert_pem,
-        &issued.server.key_pem,
-        &issued.server.bundle_pem,
-    ] {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    hex::encode(hasher.finalize())
 }
 
 /// Writes the status when it differs from the live one; an unchanged tenant costs no write.

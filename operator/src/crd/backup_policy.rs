@@ -31,6 +31,7 @@ fn cron_pattern() -> String {
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "mailwarden.io",
+    doc = "Encrypted backups of the tenants that name this policy, written to two or more regions and locked for at least six years.",
     version = "v1alpha1",
     kind = "BackupPolicy",
     plural = "backuppolicies",

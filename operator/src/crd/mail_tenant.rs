@@ -17,6 +17,7 @@ use super::rules;
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "mailwarden.io",
+    doc = "A mail tenant: its own SMTP relay accepting mail only over mutual TLS, a private CA, and NetworkPolicies denying everything else, one per namespace.",
     version = "v1alpha1",
     kind = "MailTenant",
     plural = "mailtenants",

@@ -22,6 +22,7 @@ const MAILTO: &str = r"^mailto:[^@,;! \t]+@([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "mailwarden.io",
+    doc = "A domain the tenant sends from: its DKIM keys, the SPF, DKIM, DMARC, MTA-STS and TLS-RPT records it needs, published and verified.",
     version = "v1alpha1",
     kind = "SendingDomain",
     plural = "sendingdomains",

@@ -12,6 +12,7 @@ use super::Condition;
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "mailwarden.io",
+    doc = "Public addresses tenants' relays send from, each allocated to one tenant at a time.",
     version = "v1alpha1",
     kind = "SendingIPPool",
     plural = "sendingippools",
@@ -73,8 +74,10 @@ pub enum EgressMode {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.targetDailyLimit >= self.initialDailyLimit").message("spec.warmup.targetDailyLimit must not be below initialDailyLimit"))]
 pub struct Warmup {
+    /// Messages per day a newly allocated address may send on its first day.
     #[schemars(range(min = 1))]
     pub initial_daily_limit: u32,
+    /// The daily limit the doubling stops at, once the address has a sending reputation.
     #[schemars(range(min = 1))]
     pub target_daily_limit: u32,
 }
