@@ -355,7 +355,7 @@ s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_host
 f = s.makefile("rb")
 f.readline()
 s.sendall(b"NOOP " + b"A" * 95)
-time.sleep(0.5)
+time.sleep(1.5)
 s.sendall(b"A" * 8000 + b"HELO injected.example\r\nNOOP\r\nQUIT\r\n")
 print(f.read().decode(), end="")
 "#,
