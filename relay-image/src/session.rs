@@ -342,13 +342,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 let _ = self.stream.write_all(b"500 5.5.6 line too long\r\n").await;
                 return None;
             }
-            let n = tokio::time::timeout(IDLE_TIMEOUT, self.stream.read(buf))
-                .await
-                .ok()?
-                .ok()?;
-            if n == 0 {
-                return None;
-            }
+            let n = self.read_more(buf).await?;
             line.extend_from_slice(&buf[..n]);
         }
     }
@@ -380,15 +374,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.stream.write_all(reply.as_bytes()).await.ok()?;
                 return Some(rest);
             }
-            let n = tokio::time::timeout(IDLE_TIMEOUT, self.stream.read(buf))
-                .await
-                .ok()?
-                .ok()?;
-            if n == 0 {
-                return None;
-            }
+            let n = self.read_more(buf).await?;
             chunk = buf[..n].to_vec();
         }
+    }
+
+    /// Reads what the client sent next; None when it went silent too long, failed or left.
+    async fn read_more(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let n = tokio::time::timeout(IDLE_TIMEOUT, self.stream.read(buf))
+            .await
+            .ok()?
+            .ok()?;
+        (n > 0).then_some(n)
     }
 }
 

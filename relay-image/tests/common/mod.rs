@@ -543,6 +543,25 @@ for line in sys.argv[1:]:
         output
     }
 
+    /// Runs swaks over STARTTLS with the fixture's client certificate.
+    pub fn swaks_with_certificate(&self, args: &[&str]) -> Output {
+        let (cert, key) = (self.path("client.pem"), self.path("client.key"));
+        let tls = ["--tls", "--tls-cert", &cert, "--tls-key", &key];
+        self.swaks(&[&tls[..], args].concat())
+    }
+
+    /// Asserts that the relay greets this peer with the 421 of a blocked address.
+    pub fn assert_peer_blocked(&self) {
+        let output = self.swaks(&["--quit-after", "BANNER"]);
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains(
+                "<** 421 4.7.0 relay.st-olaf.test too many authentication failures, try later"
+            ),
+            "{text}"
+        );
+    }
+
     /// Verifies a delivered message's DKIM signatures with dkimpy; returns its printed lines.
     pub fn dkim_verify(&self, message: &[u8]) -> (bool, Vec<String>) {
         let path = self.dir.join("verify.eml");
