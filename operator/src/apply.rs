@@ -99,7 +99,7 @@ fn restored<K: Resource>(wanted: &K, live: &K) -> bool {
 }
 
 /// The uid of the object's controller, if it has one.
-fn controller_uid<K: Resource>(object: &K) -> Option<String> {
+pub fn controller_uid<K: Resource>(object: &K) -> Option<String> {
     object
         .meta()
         .owner_references

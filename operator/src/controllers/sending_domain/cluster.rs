@@ -245,11 +245,7 @@ pub async fn dkim_keys(
             .get("app.kubernetes.io/managed-by")
             .map(String::as_str)
             == Some("mailwarden");
-        let controlled = secret
-            .owner_references()
-            .iter()
-            .any(|r| r.controller == Some(true));
-        if !labelled || controlled {
+        if !labelled || crate::apply::controller_uid(secret).is_some() {
             return Err(ClusterError::ForeignKeySecret { namespace, name });
         }
     }
