@@ -76,6 +76,11 @@ impl Credentials {
         Ok(Self { digests })
     }
 
+    /// Whether `user` is a configured username.
+    pub fn knows(&self, user: &str) -> bool {
+        self.digests.contains_key(user)
+    }
+
     /// Whether `password` is the password of `user`.
     pub fn verify(&self, user: &str, password: &str) -> bool {
         let Some(expected) = self.digests.get(user) else {

@@ -160,6 +160,9 @@ impl Submitter {
         if self.client.is_none() {
             return Reply::line(self.certificate_required());
         }
+        if self.helo.is_none() {
+            return Reply::line("503 5.5.1 EHLO first");
+        }
         if self.authenticated {
             return Reply::line("503 5.5.1 already authenticated");
         }
@@ -204,14 +207,16 @@ impl Submitter {
             }
         };
         let client = self.client.as_deref().unwrap_or_default();
-        let known = self
-            .snapshot
-            .credentials
-            .as_ref()
-            .is_some_and(|c| c.verify(&user, &password));
-        if !known || user != client {
-            let reason =
-                format!("smtp auth: invalid credentials for {user:?} with certificate {client:?}");
+        let credentials = self.snapshot.credentials.as_ref();
+        let valid = credentials.is_some_and(|c| c.verify(&user, &password));
+        if !valid || user != client {
+            // Only a configured username is named: what a client sends as a name may be a
+            // password typed in the wrong field.
+            let reason = if credentials.is_some_and(|c| c.knows(&user)) {
+                format!("smtp auth: invalid credentials for {user:?} with certificate {client:?}")
+            } else {
+                format!("smtp auth: unknown username with certificate {client:?}")
+            };
             record_auth_failure(&self.relay, &self.snapshot, self.peer, &reason);
             return "535 5.7.8 authentication credentials invalid".into();
         }
@@ -429,18 +434,20 @@ impl Submitter {
 /// Whether an EHLO or HELO argument is a domain name or an address literal (RFC 5321 section
 /// 4.1.3). It goes into the Received header the relay adds, so nothing else is let through.
 pub fn greeting_name(host: &str) -> bool {
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .map(|h| h.strip_prefix("IPv6:").unwrap_or(h));
+    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
     match literal {
-        Some(address) => address.parse::<std::net::IpAddr>().is_ok(),
+        Some(address) => match address.strip_prefix("IPv6:") {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => address.parse::<std::net::Ipv4Addr>().is_ok(),
+        },
         None => {
             !host.is_empty()
                 && host.len() <= 255
                 && host.split('.').all(|label| {
                     !label.is_empty()
                         && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
                         && label
                             .bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -510,6 +517,9 @@ mod tests {
             "[192.0.2.300]",
             "a..b",
             "x;y",
+            "-",
+            "[IPv6:192.0.2.1]",
+            "[2001:db8::1]",
         ] {
             assert!(!greeting_name(bad), "{bad:?}");
         }

@@ -94,12 +94,15 @@ fn the_dialogue_gives_exact_replies_and_binds_the_password_to_the_certificate() 
     let fixture = started("auth-dialogue");
     let right = plain(CLIENT, PASSWORD);
     let replies = fixture.dialogue(&[
+        "AUTH PLAIN",
         "EHLO auth.test",
         &format!("MAIL FROM:<billing@{DOMAIN}>"),
         "AUTH LOGIN",
         &format!("AUTH PLAIN {}", plain(CLIENT, "wrong")),
         // Another client's own, correct password does not go with this certificate.
         &format!("AUTH PLAIN {}", plain(OTHER_CLIENT, OTHER_PASSWORD)),
+        // Name and password swapped: the password must not reach the audit log.
+        &format!("AUTH PLAIN {}", plain(PASSWORD, CLIENT)),
         "AUTH PLAIN",
         "*",
         "AUTH PLAIN",
@@ -112,6 +115,7 @@ fn the_dialogue_gives_exact_replies_and_binds_the_password_to_the_certificate() 
         replies,
         [
             "220 relay.st-olaf.test ESMTP mailwarden",
+            "503 5.5.1 EHLO first",
             "250-relay.st-olaf.test",
             "250-PIPELINING",
             "250-8BITMIME",
@@ -122,6 +126,7 @@ fn the_dialogue_gives_exact_replies_and_binds_the_password_to_the_certificate() 
             "250 SIZE 200000",
             "530 5.7.0 authentication required: AUTH PLAIN first",
             "504 5.5.4 unsupported mechanism, use PLAIN",
+            "535 5.7.8 authentication credentials invalid",
             "535 5.7.8 authentication credentials invalid",
             "535 5.7.8 authentication credentials invalid",
             "334 ",
@@ -149,8 +154,11 @@ fn the_dialogue_gives_exact_replies_and_binds_the_password_to_the_certificate() 
             format!(
                 "smtp auth: invalid credentials for \"{OTHER_CLIENT}\" with certificate \"{CLIENT}\""
             ),
+            format!("smtp auth: unknown username with certificate \"{CLIENT}\""),
         ]
     );
+    let text = std::fs::read_to_string(fixture.dir.join("audit.jsonl")).unwrap();
+    assert!(!text.contains(PASSWORD), "no password in the audit log");
 }
 
 #[test]
@@ -158,7 +166,7 @@ fn repeated_wrong_passwords_block_the_peer() {
     let fixture = started("auth-block");
     let wrong = format!("AUTH PLAIN {}", plain(CLIENT, "guess"));
     // The fixture blocks after five failures in a minute.
-    let replies = fixture.dialogue(&[&wrong, &wrong, &wrong, &wrong, &wrong]);
+    let replies = fixture.dialogue(&["EHLO block.test", &wrong, &wrong, &wrong, &wrong, &wrong]);
     assert_eq!(
         replies
             .iter()
