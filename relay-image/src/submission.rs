@@ -4,11 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mail_parser::MessageParser;
 use smtp_proto::{AUTH_PLAIN, Error as ProtoError, MAIL_REQUIRETLS, MAIL_SMTPUTF8, Request};
 
 use crate::audit::Event;
-use crate::author::{AuthorError, author_domain};
+use crate::author::author_domain;
 use crate::credentials::{PlainError, decode_plain};
 use crate::data::DataReader;
 use crate::metrics::Metrics;
@@ -341,9 +340,7 @@ impl Submitter {
         }
         let message = reader.into_message();
         let from_domain = match author_domain(&message) {
-            // A second, independent parser must read the same author.
-            Ok(domain) if header_from_domain(&message).as_ref() == Some(&domain) => domain,
-            Ok(_) => return self.refuse(sender, AuthorError::Ambiguous.reply()),
+            Ok(domain) => domain,
             Err(error) => return self.refuse(sender, error.reply()),
         };
         if self
@@ -470,14 +467,6 @@ pub fn syntax_reply(error: &ProtoError) -> String {
         ProtoError::ResponseTooLong => "500 5.5.6 line too long".into(),
         _ => "500 5.5.2 command not recognized".into(),
     }
-}
-
-/// The domain of the first address in the From header, as mail-parser reads it.
-pub fn header_from_domain(message: &[u8]) -> Option<String> {
-    let parsed = MessageParser::new().parse_headers(message)?;
-    let address = parsed.from()?.first()?.address()?;
-    let (_, domain) = address.rsplit_once('@')?;
-    Some(domain.to_ascii_lowercase())
 }
 
 /// A new spool id: time-ordered and unique across restarts.

@@ -183,6 +183,14 @@ fn ambiguous_authors_are_refused_before_signing() {
             "550 5.6.0 From header must hold exactly one address, as addr@domain or Name <addr@domain>",
         ),
         (
+            format!("From: \"ceo@bank.example\" <{sender}>\r\n"),
+            "550 5.6.0 From display name must not look like an address or hold invisible or direction characters",
+        ),
+        (
+            format!(" From: ceo@bank.example\r\nFrom: <{sender}>\r\n"),
+            "550 5.6.0 header section has a line that is not a header field",
+        ),
+        (
             format!("From: <ceo@bank.example> <{sender}>\r\n"),
             "550 5.6.0 From header must hold exactly one address, as addr@domain or Name <addr@domain>",
         ),
