@@ -26,6 +26,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a TLS handshake may take; a peer that stalls it loses the connection.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a connection may stay before STARTTLS, or over TLS without a client certificate.
+const PLAINTEXT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long one message's DATA may take in all, however steadily its bytes trickle in.
+const DATA_DEADLINE: Duration = Duration::from_secs(600);
+
 /// The longest SASL response line accepted (RFC 4954 section 4 allows 12288 octets).
 const MAX_SASL_LINE: usize = 12288;
 
@@ -57,8 +63,15 @@ pub async fn serve(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, i
     Metrics::add(&relay.metrics.connections_total, 1);
     let _open = OpenConnection::count(&relay);
 
-    if !implicit_tls && !plaintext_phase(&mut stream, &hostname).await {
-        return;
+    // A client that means to send does EHLO and STARTTLS at once; the slot is not held longer.
+    if !implicit_tls {
+        let plaintext = plaintext_phase(&mut stream, &hostname);
+        if !tokio::time::timeout(PLAINTEXT_DEADLINE, plaintext)
+            .await
+            .unwrap_or(false)
+        {
+            return;
+        }
     }
     let acceptor = TlsAcceptor::from(snapshot.tls.clone());
     let Ok(handshake) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
@@ -70,7 +83,12 @@ pub async fn serve(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, i
     match handshake {
         Ok(tls) => {
             let mut session = Session::new(relay.clone(), snapshot, peer, tls);
-            session.run(implicit_tls).await;
+            if session.submitter.has_certificate() {
+                session.run(implicit_tls).await;
+            } else {
+                // Without a certificate nothing can be sent: such a session may not linger.
+                let _ = tokio::time::timeout(PLAINTEXT_DEADLINE, session.run(implicit_tls)).await;
+            }
         }
         Err(error) if is_certificate_error(&error) => {
             record_auth_failure(&relay, &snapshot, peer, &format!("tls handshake: {error}"))
@@ -272,6 +290,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     return;
                 }
                 if reply.start_data {
+                    // Replies to the commands before DATA go out before any wait for memory.
+                    if !out.is_empty() && self.stream.write_all(out.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    out.clear();
                     let bytes = self.submitter.data_reservation();
                     let Some(permit) = self.reserve(bytes).await else {
                         out.push_str("452 4.3.1 too much mail in progress, try again later\r\n");
@@ -291,7 +314,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             let rest = match data_rest {
                 Some(Continuation::Data(rest, _permit, bytes)) => {
-                    self.receive_message(rest, &mut buf, bytes).await
+                    let receive = self.receive_message(rest, &mut buf, bytes);
+                    match tokio::time::timeout(DATA_DEADLINE, receive).await {
+                        Ok(rest) => rest,
+                        Err(_) => {
+                            let _ = self
+                                .stream
+                                .write_all(b"451 4.4.2 message data took too long\r\n")
+                                .await;
+                            None
+                        }
+                    }
                 }
                 Some(Continuation::Sasl(rest)) => self.receive_sasl_response(rest, &mut buf).await,
                 None => Some(Vec::new()),

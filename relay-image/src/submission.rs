@@ -58,6 +58,11 @@ impl Submitter {
         }
     }
 
+    /// Whether the client presented a certificate of the tenant's CA.
+    pub fn has_certificate(&self) -> bool {
+        self.client.is_some()
+    }
+
     pub fn hostname(&self) -> &str {
         &self.snapshot.config.hostname
     }

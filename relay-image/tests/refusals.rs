@@ -340,3 +340,41 @@ print(f.read().decode(), end="")
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_session_without_a_certificate_cannot_hold_its_slot() {
+    let fixture = started("no-cert-linger");
+    let script = format!(
+        r#"
+import socket, ssl, time
+ctx = ssl.create_default_context(cafile="{ca}")
+s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_hostname="localhost")
+s.settimeout(120)
+f = s.makefile("rb")
+f.readline()
+started = time.time()
+# NOOP keeps an idle timeout at bay, but not the relay's limit on sessions without a certificate.
+while time.time() - started < 110:
+    try:
+        s.sendall(b"NOOP\r\n")
+        if not f.readline():
+            break
+    except (ConnectionError, ssl.SSLError):
+        break
+    time.sleep(1)
+print("closed" if time.time() - started < 110 else "still open")
+"#,
+        ca = fixture.path("ca.pem"),
+        port = fixture.ports.submissions,
+    );
+    let output = Command::new(common::python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "closed",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
