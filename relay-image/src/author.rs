@@ -72,7 +72,7 @@ pub fn author_domain(message: &[u8]) -> Result<String, AuthorError> {
     if theirs.as_deref() != Some(domain.as_str()) {
         return Err(AuthorError::Ambiguous);
     }
-    if from.name().is_some_and(|name| deceptive(name)) {
+    if from.name().is_some_and(deceptive) {
         return Err(AuthorError::DeceptiveName);
     }
     Ok(domain)
@@ -104,11 +104,14 @@ fn header_end(message: &[u8]) -> usize {
         .map_or(message.len(), |p| p + 4)
 }
 
+/// A header field: its name and its unfolded value.
+type Field = (Vec<u8>, Vec<u8>);
+
 /// Every header field as (name, unfolded value). Each line must be a field (`name:` with a name
 /// of printable ASCII and no space, though obsolete syntax allows spaces before the colon) or
 /// the continuation of one; anything else would be read differently by different receivers.
-fn fields(headers: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, AuthorError> {
-    let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+fn fields(headers: &[u8]) -> Result<Vec<Field>, AuthorError> {
+    let mut fields: Vec<Field> = Vec::new();
     for line in headers.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match line.first() {
