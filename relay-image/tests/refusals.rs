@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{DOMAIN, Fixture, message};
 
 fn started(name: &str) -> Fixture {
@@ -70,10 +68,7 @@ fn smuggled_end_of_data_sequences_stay_inside_one_message() {
     let fixture = started("smuggle");
     let script = format!(
         r#"
-import socket, ssl, sys
-ctx = ssl.create_default_context(cafile="{ca}")
-ctx.load_cert_chain("{cert}", "{key}")
-s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_hostname="localhost")
+s = connect()
 s.sendall(b"EHLO smuggler.test\r\nMAIL FROM:<a@{DOMAIN}>\r\nRCPT TO:<x@dest.test>\r\nDATA\r\n")
 s.sendall(b"From: <a@{DOMAIN}>\r\n\r\nhello\n.\nMAIL FROM:<a@{DOMAIN}>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\nsmuggled\r.\rmore\r\n.\r\nQUIT\r\n")
 data = b""
@@ -83,16 +78,9 @@ while True:
         break
     data += chunk
 sys.stdout.write(data.decode())
-"#,
-        ca = fixture.path("ca.pem"),
-        cert = fixture.path("client.pem"),
-        key = fixture.path("client.key"),
-        port = fixture.ports.submissions,
+"#
     );
-    let output = Command::new(common::python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
+    let output = fixture.python_over_tls(&script, true, &[]);
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(text.matches("250 2.0.0 queued as").count(), 1, "{text}");
     assert!(text.ends_with("221 2.0.0 bye\r\n"), "{text}");
@@ -237,11 +225,8 @@ fn data_waits_for_room_in_the_receive_budget() {
     fixture.start_relay();
     let script = format!(
         r#"
-import socket, ssl, select
-ctx = ssl.create_default_context(cafile="{ca}")
-ctx.load_cert_chain("{cert}", "{key}")
 def session():
-    s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_hostname="localhost")
+    s = connect()
     f = s.makefile("rb")
     def reply():
         while True:
@@ -265,16 +250,9 @@ print("b waits", not select.select([b], [], [], 1.5)[0] and b.pending() == 0)
 a.sendall(b"From: <a@{DOMAIN}>\r\n\r\nfirst\r\n.\r\n")
 print("a", a_reply()[:19])
 print("b", b_reply())
-"#,
-        ca = fixture.path("ca.pem"),
-        cert = fixture.path("client.pem"),
-        key = fixture.path("client.key"),
-        port = fixture.ports.submissions,
+"#
     );
-    let output = Command::new(common::python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
+    let output = fixture.python_over_tls(&script, true, &[]);
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "a 354 end data with <CR><LF>.<CR><LF>\nb waits True\na 250 2.0.0 queued as\n\
@@ -311,28 +289,16 @@ fn bad_greetings_are_refused() {
 fn the_tail_of_an_overlong_line_is_never_run_as_a_command() {
     let fixture = started("overlong");
     // The line arrives in two reads, so the parser gives up on it in the middle.
-    let script = format!(
-        r#"
-import socket, ssl, time
-ctx = ssl.create_default_context(cafile="{ca}")
-ctx.load_cert_chain("{cert}", "{key}")
-s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_hostname="localhost")
+    let script = r#"
+s = connect()
 f = s.makefile("rb")
 f.readline()
 s.sendall(b"NOOP " + b"A" * 95)
 time.sleep(1.5)
 s.sendall(b"A" * 8000 + b"HELO injected.example\r\nNOOP\r\nQUIT\r\n")
 print(f.read().decode(), end="")
-"#,
-        ca = fixture.path("ca.pem"),
-        cert = fixture.path("client.pem"),
-        key = fixture.path("client.key"),
-        port = fixture.ports.submissions,
-    );
-    let output = Command::new(common::python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
+"#;
+    let output = fixture.python_over_tls(script, true, &[]);
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "500 5.5.6 line too long\r\n250 2.0.0 ok\r\n221 2.0.0 bye\r\n",
@@ -344,11 +310,8 @@ print(f.read().decode(), end="")
 #[test]
 fn a_session_without_a_certificate_cannot_hold_its_slot() {
     let fixture = started("no-cert-linger");
-    let script = format!(
-        r#"
-import socket, ssl, time
-ctx = ssl.create_default_context(cafile="{ca}")
-s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_hostname="localhost")
+    let script = r#"
+s = connect()
 s.settimeout(120)
 f = s.makefile("rb")
 f.readline()
@@ -363,14 +326,8 @@ while time.time() - started < 110:
         break
     time.sleep(1)
 print("closed" if time.time() - started < 110 else "still open")
-"#,
-        ca = fixture.path("ca.pem"),
-        port = fixture.ports.submissions,
-    );
-    let output = Command::new(common::python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
+"#;
+    let output = fixture.python_over_tls(script, false, &[]);
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
         "closed",

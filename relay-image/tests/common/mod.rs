@@ -477,15 +477,39 @@ block-seconds = 600
             .collect()
     }
 
+    /// Runs a Python script after a preamble that defines `connect()`: a socket over implicit
+    /// TLS to the relay, with the fixture's client certificate when `certificate` is set.
+    pub fn python_over_tls(&self, body: &str, certificate: bool, args: &[&str]) -> Output {
+        let cert = if certificate {
+            format!(
+                "ctx.load_cert_chain({:?}, {:?})\n",
+                self.path("client.pem"),
+                self.path("client.key")
+            )
+        } else {
+            String::new()
+        };
+        let script = format!(
+            "import select, socket, ssl, sys, time\n\
+             ctx = ssl.create_default_context(cafile={ca:?})\n{cert}\
+             def connect():\n    \
+             return ctx.wrap_socket(socket.create_connection((\"localhost\", {port})), \
+             server_hostname=\"localhost\")\n{body}",
+            ca = self.path("ca.pem"),
+            port = self.ports.submissions,
+        );
+        Command::new(python())
+            .args(["-c", &script])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     /// Sends `lines` one at a time over implicit TLS with the client certificate and returns
     /// every reply line (the greeting first), so each reply can be matched to its command.
     pub fn dialogue(&self, lines: &[&str]) -> Vec<String> {
-        let script = format!(
-            r#"
-import socket, ssl, sys
-ctx = ssl.create_default_context(cafile="{ca}")
-ctx.load_cert_chain("{cert}", "{key}")
-s = ctx.wrap_socket(socket.create_connection(("localhost", {port})), server_hostname="localhost")
+        let body = r#"
+s = connect()
 f = s.makefile("rb")
 def reply():
     while True:
@@ -497,17 +521,8 @@ reply()
 for line in sys.argv[1:]:
     s.sendall(line.encode("utf-8", "surrogateescape") + b"\r\n")
     reply()
-"#,
-            ca = self.path("ca.pem"),
-            cert = self.path("client.pem"),
-            key = self.path("client.key"),
-            port = self.ports.submissions,
-        );
-        let output = Command::new(python())
-            .args(["-c", &script])
-            .args(lines)
-            .output()
-            .unwrap();
+"#;
+        let output = self.python_over_tls(body, true, lines);
         assert!(
             output.status.success(),
             "{}",
