@@ -120,3 +120,36 @@ pub fn operator_metrics() -> String {
     assert_eq!(code, 200, "operator /metrics answered {code}");
     body
 }
+
+/// A counter of the running operator for one controller, such as `mailwarden_writes_total`.
+pub fn operator_counter(name: &str, controller: &str) -> f64 {
+    counter(
+        &operator_metrics(),
+        name,
+        &format!("controller=\"{controller}\""),
+    )
+}
+
+/// Annotates a MailTenant twice and waits for a reconcile after each. The second proves that
+/// the first has finished, since reconciles of one object never overlap: what was counted
+/// after this returns includes both.
+pub async fn reconcile_tenant_twice(namespace: &str, name: &str) {
+    for poke in ["1", "2"] {
+        let seen = operator_counter("mailwarden_reconciles_total", "mailtenant");
+        kubectl(&[
+            "-n",
+            namespace,
+            "annotate",
+            "--overwrite",
+            "mailtenant",
+            name,
+            &format!("e2e.mailwarden.io/poke={poke}"),
+        ])
+        .expect("the tenant can be annotated");
+        wait_for("a reconcile after the annotation", || async {
+            let now = operator_counter("mailwarden_reconciles_total", "mailtenant");
+            Ok((now > seen).then_some(()))
+        })
+        .await;
+    }
+}

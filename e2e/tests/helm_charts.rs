@@ -6,7 +6,9 @@ use std::process::Command;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::Api;
-use mailwarden_e2e::{counter, env, kubectl, kubectl_stdin, operator_metrics, repo, wait_for};
+use mailwarden_e2e::{
+    env, kubectl_stdin, operator_counter, reconcile_tenant_twice, repo, wait_for,
+};
 use mailwarden_operator::crd::{MailTenant, find_condition};
 
 fn helm(args: &[&str]) -> Result<String, String> {
@@ -142,38 +144,9 @@ async fn tenant_chart_onboards_and_offboards_a_tenant() {
     assert_eq!(ready.reason, "TenantReady");
 
     // The chart's tenant has no submitters (an empty ingress list): still no writes at rest.
-    let writes = || {
-        counter(
-            &operator_metrics(),
-            "mailwarden_writes_total",
-            "controller=\"mailtenant\"",
-        )
-    };
-    let reconciles = || {
-        counter(
-            &operator_metrics(),
-            "mailwarden_reconciles_total",
-            "controller=\"mailtenant\"",
-        )
-    };
+    let writes = || operator_counter("mailwarden_writes_total", "mailtenant");
     let before = writes();
-    for poke in ["1", "2"] {
-        let seen = reconciles();
-        kubectl(&[
-            "-n",
-            ns,
-            "annotate",
-            "--overwrite",
-            "mailtenant",
-            "acme",
-            &format!("e2e.mailwarden.io/poke={poke}"),
-        ])
-        .unwrap();
-        wait_for("a reconcile after the annotation", || async {
-            Ok((reconciles() > seen).then_some(()))
-        })
-        .await;
-    }
+    reconcile_tenant_twice(ns, "acme").await;
     assert_eq!(
         writes(),
         before,

@@ -11,7 +11,9 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
-use mailwarden_e2e::{counter, kubectl, kubectl_stdin, operator_metrics, repo, wait_for};
+use mailwarden_e2e::{
+    kubectl, kubectl_stdin, operator_counter, reconcile_tenant_twice, repo, wait_for,
+};
 use mailwarden_operator::crd::{MailTenant, find_condition};
 use serde_json::json;
 
@@ -276,66 +278,9 @@ async fn example_tenant_lives_and_dies_cleanly() {
 
     // Steady state: a reconcile of the unchanged tenant writes nothing.
     let before = objects(&client, false).await.unwrap();
-    let metrics = operator_metrics();
-    let writes = counter(
-        &metrics,
-        "mailwarden_writes_total",
-        "controller=\"mailtenant\"",
-    );
-    let reconciles = counter(
-        &metrics,
-        "mailwarden_reconciles_total",
-        "controller=\"mailtenant\"",
-    );
-    kubectl(&[
-        "-n",
-        NS,
-        "annotate",
-        "--overwrite",
-        "mailtenant",
-        TENANT,
-        "e2e.mailwarden.io/poke=1",
-    ])
-    .unwrap();
-    wait_for("a reconcile after the annotation", || async {
-        let now = counter(
-            &operator_metrics(),
-            "mailwarden_reconciles_total",
-            "controller=\"mailtenant\"",
-        );
-        Ok((now > reconciles).then_some(()))
-    })
-    .await;
-    // A second poke proves the first reconcile finished (reconciles of one object are serial).
-    let reconciles = counter(
-        &operator_metrics(),
-        "mailwarden_reconciles_total",
-        "controller=\"mailtenant\"",
-    );
-    kubectl(&[
-        "-n",
-        NS,
-        "annotate",
-        "--overwrite",
-        "mailtenant",
-        TENANT,
-        "e2e.mailwarden.io/poke=2",
-    ])
-    .unwrap();
-    wait_for("a second reconcile", || async {
-        let now = counter(
-            &operator_metrics(),
-            "mailwarden_reconciles_total",
-            "controller=\"mailtenant\"",
-        );
-        Ok((now > reconciles).then_some(()))
-    })
-    .await;
-    let after_writes = counter(
-        &operator_metrics(),
-        "mailwarden_writes_total",
-        "controller=\"mailtenant\"",
-    );
+    let writes = operator_counter("mailwarden_writes_total", "mailtenant");
+    reconcile_tenant_twice(NS, TENANT).await;
+    let after_writes = operator_counter("mailwarden_writes_total", "mailtenant");
     assert_eq!(
         after_writes, writes,
         "an unchanged tenant must cost no writes"
